@@ -1,0 +1,531 @@
+//! Typed configuration. Every setting is an environment variable with a same-named `--flag`
+//! (12-factor); parsing turns them into types that cannot hold an invalid value, so the rest
+//! of the program never re-checks them. A bad value stops start-up with one line that names
+//! the variable.
+
+use std::{fmt, path::PathBuf, time::Duration};
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use hyper::Uri;
+
+/// Which process shape to run; one per image (as Loki's `-target`).
+#[derive(Debug, Parser)]
+#[command(
+    name = "users-platform",
+    version,
+    about = "User-management API: api-gateway and user-service"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    target: Option<TargetCommand>,
+    #[command(flatten)]
+    telemetry: TelemetryArgs,
+}
+
+#[derive(Debug, Subcommand)]
+enum TargetCommand {
+    /// The public gateway (:3000), proxying /api/users to the user-service.
+    ApiGateway(GatewayCommand),
+    /// The user-service (:3001), storing users in Redis.
+    UserService(UserServiceCommand),
+    /// Both services in one process (the default): gateway on PORT, user-service on USER_SERVICE_PORT.
+    All(AllCommand),
+}
+
+#[derive(Debug, Args)]
+struct TelemetryArgs {
+    /// tracing filter, e.g. `info` or `users_platform=debug,info`.
+    #[arg(long, env = "LOG_LEVEL", default_value = "info", global = true)]
+    log_level: String,
+    /// `json` (one object per line) or `pretty` (for people).
+    #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Json, global = true)]
+    log_format: LogFormat,
+}
+
+#[derive(Debug, Args)]
+struct GatewayCommand {
+    /// Listen port.
+    #[arg(long, env = "PORT", default_value_t = 3000)]
+    port: u16,
+    /// Base URL of the user-service.
+    #[arg(
+        long,
+        env = "USER_SERVICE_URL",
+        default_value = "http://127.0.0.1:3001"
+    )]
+    user_service_url: String,
+    #[command(flatten)]
+    upstream: UpstreamArgs,
+    #[command(flatten)]
+    server: ServerArgs,
+}
+
+#[derive(Debug, Args)]
+struct UserServiceCommand {
+    /// Listen port.
+    #[arg(long, env = "PORT", default_value_t = 3001)]
+    port: u16,
+    #[command(flatten)]
+    store: StoreArgs,
+    #[command(flatten)]
+    server: ServerArgs,
+}
+
+#[derive(Debug, Args)]
+struct AllCommand {
+    /// The gateway's listen port.
+    #[arg(long, env = "PORT", default_value_t = 3000)]
+    port: u16,
+    /// The in-process user-service's listen port.
+    #[arg(long, env = "USER_SERVICE_PORT", default_value_t = 3001)]
+    user_service_port: u16,
+    #[command(flatten)]
+    upstream: UpstreamArgs,
+    #[command(flatten)]
+    store: StoreArgs,
+    #[command(flatten)]
+    server: ServerArgs,
+}
+
+#[derive(Debug, Args)]
+struct UpstreamArgs {
+    /// Deadline for one upstream request, retries included.
+    #[arg(long, env = "UPSTREAM_TIMEOUT_MS", default_value_t = 2000, value_parser = clap::value_parser!(u64).range(1..=600_000))]
+    upstream_timeout_ms: u64,
+    /// Deadline for opening a TCP connection to the upstream.
+    #[arg(long, env = "UPSTREAM_CONNECT_TIMEOUT_MS", default_value_t = 500, value_parser = clap::value_parser!(u64).range(1..=60_000))]
+    upstream_connect_timeout_ms: u64,
+}
+
+#[derive(Debug, Args)]
+struct StoreArgs {
+    /// `redis://[:password@]host:port/db`. Without it (and without REDIS_HOST) the embedded in-memory store is used.
+    #[arg(long, env = "REDIS_URL")]
+    redis_url: Option<String>,
+    /// Redis host, used when REDIS_URL is not set.
+    #[arg(long, env = "REDIS_HOST")]
+    redis_host: Option<String>,
+    /// Redis port, used with REDIS_HOST.
+    #[arg(long, env = "REDIS_PORT", default_value_t = 6379)]
+    redis_port: u16,
+    /// File holding the Redis password (a mounted Secret).
+    #[arg(long, env = "REDIS_PASSWORD_FILE")]
+    redis_password_file: Option<PathBuf>,
+    /// The Redis password itself, for local use; REDIS_PASSWORD_FILE wins when both are set.
+    #[arg(long, env = "REDIS_PASSWORD", hide_env_values = true)]
+    redis_password: Option<String>,
+    /// Deadline for one Redis command.
+    #[arg(long, env = "REDIS_TIMEOUT_MS", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=60_000))]
+    redis_timeout_ms: u64,
+    /// Create three sample users when the store is empty.
+    #[arg(long, env = "SEED_SAMPLE_USERS", default_value_t = false, action = clap::ArgAction::Set)]
+    seed_sample_users: bool,
+}
+
+#[derive(Debug, Clone, Copy, Args)]
+struct ServerArgs {
+    /// Seconds readiness reports 503 before the listener closes (endpoint removal lags the signal).
+    #[arg(long, env = "SHUTDOWN_DRAIN_SECONDS", default_value_t = 5, value_parser = clap::value_parser!(u64).range(0..=3600))]
+    shutdown_drain_seconds: u64,
+    /// Upper bound on finishing in-flight requests after the listener closed.
+    #[arg(long, env = "SHUTDOWN_TIMEOUT_SECONDS", default_value_t = 20, value_parser = clap::value_parser!(u64).range(0..=3600))]
+    shutdown_timeout_seconds: u64,
+    /// Requests served at once before new ones are shed with 503.
+    #[arg(long, env = "MAX_CONCURRENT_REQUESTS", default_value_t = 512, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    max_concurrent_requests: u32,
+    /// Deadline for a whole request inside this service.
+    #[arg(long, env = "REQUEST_TIMEOUT_MS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..=600_000))]
+    request_timeout_ms: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Json,
+    Pretty,
+}
+
+/// Everything the process needs, validated.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub telemetry: TelemetryConfig,
+    pub target: Target,
+}
+
+#[derive(Debug, Clone)]
+pub struct TelemetryConfig {
+    pub log_level: String,
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone)]
+pub enum Target {
+    ApiGateway(GatewayConfig),
+    UserService(UserServiceConfig),
+    /// Both services; the gateway's upstream is the in-process user-service on `user_service.server.port`.
+    All {
+        gateway: GatewayConfig,
+        user_service: UserServiceConfig,
+    },
+}
+
+impl Target {
+    /// The `service` name on log lines that belong to no single request.
+    pub fn service_name(&self) -> &'static str {
+        match self {
+            Target::ApiGateway(_) => crate::gateway::SERVICE_NAME,
+            Target::UserService(_) => crate::users::SERVICE_NAME,
+            Target::All { .. } => "users-platform",
+        }
+    }
+}
+
+/// What every HTTP server of this binary shares.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub port: u16,
+    pub shutdown: ShutdownConfig,
+    pub max_concurrent_requests: usize,
+    pub request_timeout: Duration,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct ShutdownConfig {
+    pub drain: Duration,
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct GatewayConfig {
+    pub server: ServerConfig,
+    pub upstream: UpstreamConfig,
+}
+
+#[derive(Debug, Clone)]
+pub struct UpstreamConfig {
+    /// `http://host:port`, without a path.
+    pub base_url: Uri,
+    pub timeout: Duration,
+    pub connect_timeout: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct UserServiceConfig {
+    pub server: ServerConfig,
+    pub store: StoreConfig,
+    pub seed_sample_users: bool,
+}
+
+#[derive(Debug, Clone)]
+pub enum StoreConfig {
+    Memory,
+    Redis(RedisConfig),
+}
+
+#[derive(Clone)]
+pub struct RedisConfig {
+    pub connection: redis::ConnectionInfo,
+    pub command_timeout: Duration,
+    /// The URL as it may be logged: the password is replaced by `***`.
+    pub redacted_url: String,
+}
+
+impl fmt::Debug for RedisConfig {
+    // Never print ConnectionInfo: it holds the password.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisConfig")
+            .field("url", &self.redacted_url)
+            .field("command_timeout", &self.command_timeout)
+            .finish()
+    }
+}
+
+/// A configuration error: which variable, and what is wrong with it.
+#[derive(Debug, thiserror::Error)]
+#[error("{variable}: {message}")]
+pub struct ConfigError {
+    pub variable: &'static str,
+    pub message: String,
+}
+
+impl ConfigError {
+    fn new(variable: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            variable,
+            message: message.into(),
+        }
+    }
+}
+
+impl Cli {
+    /// Parses the command line and environment. With no subcommand the target is `all`, so
+    /// `cargo run` alone gives a working API. Errors print as one line (clap's own output
+    /// spans several) and exit with status 2; `--help` and `--version` print as usual.
+    pub fn parse() -> Self {
+        let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+        match Self::try_parse_with_default_target(args) {
+            Ok(cli) => cli,
+            Err(err) if !err.use_stderr() => err.exit(),
+            Err(err) => {
+                let rendered = err.render().to_string();
+                let first_line = rendered.lines().next().unwrap_or("invalid arguments");
+                eprintln!("users-platform: {first_line}");
+                std::process::exit(2);
+            }
+        }
+    }
+
+    /// Parses `args` (program name first); a missing subcommand means `all`.
+    pub fn try_parse_with_default_target(
+        args: Vec<std::ffi::OsString>,
+    ) -> Result<Self, clap::Error> {
+        let cli = <Self as Parser>::try_parse_from(&args)?;
+        if cli.target.is_some() {
+            return Ok(cli);
+        }
+        let mut with_default = args;
+        with_default.push("all".into());
+        <Self as Parser>::try_parse_from(with_default)
+    }
+
+    pub fn into_config(self) -> Result<Config, ConfigError> {
+        tracing_subscriber::EnvFilter::try_new(&self.telemetry.log_level)
+            .map_err(|err| ConfigError::new("LOG_LEVEL", err.to_string()))?;
+        let telemetry = TelemetryConfig {
+            log_level: self.telemetry.log_level,
+            log_format: self.telemetry.log_format,
+        };
+        let target = match self
+            .target
+            .unwrap_or_else(|| unreachable!("parse adds `all`"))
+        {
+            TargetCommand::ApiGateway(cmd) => Target::ApiGateway(GatewayConfig {
+                server: cmd.server.into_config(cmd.port),
+                upstream: cmd
+                    .upstream
+                    .into_config(parse_upstream_url(&cmd.user_service_url)?),
+            }),
+            TargetCommand::UserService(cmd) => Target::UserService(UserServiceConfig {
+                server: cmd.server.into_config(cmd.port),
+                seed_sample_users: cmd.store.seed_sample_users,
+                store: cmd.store.into_config()?,
+            }),
+            TargetCommand::All(cmd) => {
+                if cmd.port == cmd.user_service_port && cmd.port != 0 {
+                    return Err(ConfigError::new(
+                        "USER_SERVICE_PORT",
+                        format!("must differ from PORT ({})", cmd.port),
+                    ));
+                }
+                // The real upstream address is known once the user-service listener is bound
+                // (the port may be 0); startup replaces this placeholder.
+                let loopback =
+                    parse_upstream_url(&format!("http://127.0.0.1:{}", cmd.user_service_port))?;
+                Target::All {
+                    gateway: GatewayConfig {
+                        server: cmd.server.into_config(cmd.port),
+                        upstream: cmd.upstream.into_config(loopback),
+                    },
+                    user_service: UserServiceConfig {
+                        server: cmd.server.into_config(cmd.user_service_port),
+                        seed_sample_users: cmd.store.seed_sample_users,
+                        store: cmd.store.into_config()?,
+                    },
+                }
+            }
+        };
+        Ok(Config { telemetry, target })
+    }
+}
+
+impl ServerArgs {
+    fn into_config(self, port: u16) -> ServerConfig {
+        ServerConfig {
+            port,
+            shutdown: ShutdownConfig {
+                drain: Duration::from_secs(self.shutdown_drain_seconds),
+                timeout: Duration::from_secs(self.shutdown_timeout_seconds),
+            },
+            max_concurrent_requests: self.max_concurrent_requests as usize,
+            request_timeout: Duration::from_millis(self.request_timeout_ms),
+        }
+    }
+}
+
+impl UpstreamArgs {
+    fn into_config(self, base_url: Uri) -> UpstreamConfig {
+        UpstreamConfig {
+            base_url,
+            timeout: Duration::from_millis(self.upstream_timeout_ms),
+            connect_timeout: Duration::from_millis(self.upstream_connect_timeout_ms),
+        }
+    }
+}
+
+fn parse_upstream_url(raw: &str) -> Result<Uri, ConfigError> {
+    let invalid = |why: &str| ConfigError::new("USER_SERVICE_URL", format!("{why} (got {raw:?})"));
+    let uri: Uri = raw
+        .trim_end_matches('/')
+        .parse()
+        .map_err(|_| invalid("not a URL"))?;
+    if uri.scheme_str() != Some("http") {
+        return Err(invalid("must start with http://"));
+    }
+    if uri.host().is_none() {
+        return Err(invalid("has no host"));
+    }
+    if uri
+        .path_and_query()
+        .is_some_and(|p| p.as_str() != "/" && !p.as_str().is_empty())
+    {
+        return Err(invalid("must not have a path"));
+    }
+    Ok(uri)
+}
+
+impl StoreArgs {
+    fn into_config(self) -> Result<StoreConfig, ConfigError> {
+        let password = match (&self.redis_password_file, &self.redis_password) {
+            (Some(path), _) => Some(read_password_file(path)?),
+            (None, Some(password)) => Some(password.clone()),
+            (None, None) => None,
+        };
+        let mut connection: redis::ConnectionInfo = match (&self.redis_url, &self.redis_host) {
+            (Some(url), _) => {
+                use redis::IntoConnectionInfo;
+                let info = url
+                    .as_str()
+                    .into_connection_info()
+                    .map_err(|_| ConfigError::new("REDIS_URL", "not a valid redis:// URL"))?;
+                if !matches!(info.addr(), redis::ConnectionAddr::Tcp(_, _)) {
+                    return Err(ConfigError::new(
+                        "REDIS_URL",
+                        "only redis://host:port/db is supported",
+                    ));
+                }
+                info
+            }
+            (None, Some(host)) => {
+                if host.is_empty() || host.contains(['/', ' ', '@']) {
+                    return Err(ConfigError::new(
+                        "REDIS_HOST",
+                        format!("not a host name: {host:?}"),
+                    ));
+                }
+                use redis::IntoConnectionInfo;
+                (host.as_str(), self.redis_port)
+                    .into_connection_info()
+                    .map_err(|err| ConfigError::new("REDIS_HOST", err.to_string()))?
+            }
+            (None, None) => return Ok(StoreConfig::Memory),
+        };
+        if let Some(password) = password {
+            let settings = connection.redis_settings().clone().set_password(password);
+            connection = connection.set_redis_settings(settings);
+        }
+        let redacted_url = redacted_url(&connection);
+        Ok(StoreConfig::Redis(RedisConfig {
+            connection,
+            command_timeout: Duration::from_millis(self.redis_timeout_ms),
+            redacted_url,
+        }))
+    }
+}
+
+fn read_password_file(path: &PathBuf) -> Result<String, ConfigError> {
+    let content = std::fs::read_to_string(path).map_err(|err| {
+        ConfigError::new(
+            "REDIS_PASSWORD_FILE",
+            format!("cannot read {}: {err}", path.display()),
+        )
+    })?;
+    // Secrets written with `echo` end in a newline that is not part of the password.
+    let password = content.trim_end_matches(['\n', '\r']);
+    if password.is_empty() {
+        return Err(ConfigError::new(
+            "REDIS_PASSWORD_FILE",
+            format!("{} is empty", path.display()),
+        ));
+    }
+    Ok(password.to_owned())
+}
+
+fn redacted_url(info: &redis::ConnectionInfo) -> String {
+    let (host, port) = match info.addr() {
+        redis::ConnectionAddr::Tcp(host, port) => (host.as_str(), *port),
+        _ => ("?", 0),
+    };
+    let settings = info.redis_settings();
+    let auth = match (settings.username(), settings.password()) {
+        (Some(user), Some(_)) => format!("{user}:***@"),
+        (None, Some(_)) => ":***@".to_owned(),
+        (Some(user), None) => format!("{user}@"),
+        (None, None) => String::new(),
+    };
+    format!("redis://{auth}{host}:{port}/{}", settings.db())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Config, String> {
+        let args = std::iter::once("users-platform")
+            .chain(args.iter().copied())
+            .map(Into::into)
+            .collect();
+        Cli::try_parse_with_default_target(args)
+            .map_err(|e| e.to_string())?
+            .into_config()
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn no_subcommand_means_all_with_memory_store() {
+        let config = parse(&[]).expect("defaults are valid");
+        match config.target {
+            Target::All {
+                gateway,
+                user_service,
+            } => {
+                assert_eq!(gateway.server.port, 3000);
+                assert_eq!(user_service.server.port, 3001);
+                assert!(matches!(user_service.store, StoreConfig::Memory));
+            }
+            other => panic!("expected all, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn redis_password_is_redacted_in_the_loggable_url() {
+        let config = parse(&[
+            "user-service",
+            "--redis-url",
+            "redis://:hunter2@example:6380/2",
+        ])
+        .expect("valid");
+        let Target::UserService(cfg) = config.target else {
+            panic!("user-service")
+        };
+        let StoreConfig::Redis(redis) = cfg.store else {
+            panic!("redis")
+        };
+        assert_eq!(redis.redacted_url, "redis://:***@example:6380/2");
+        assert!(!format!("{redis:?}").contains("hunter2"));
+        assert_eq!(
+            redis.connection.redis_settings().password(),
+            Some("hunter2")
+        );
+    }
+
+    #[test]
+    fn bad_values_name_the_variable() {
+        let err = parse(&["api-gateway", "--user-service-url", "ftp://x"]).unwrap_err();
+        assert!(err.starts_with("USER_SERVICE_URL:"), "{err}");
+        let err = parse(&["user-service", "--redis-password-file", "/nonexistent/pw"]).unwrap_err();
+        assert!(err.starts_with("REDIS_PASSWORD_FILE:"), "{err}");
+        let err = parse(&["all", "--port", "4000", "--user-service-port", "4000"]).unwrap_err();
+        assert!(err.starts_with("USER_SERVICE_PORT:"), "{err}");
+        let err = parse(&["--log-level", "info,=[", "all"]).unwrap_err();
+        assert!(err.starts_with("LOG_LEVEL:"), "{err}");
+    }
+}

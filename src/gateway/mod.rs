@@ -1,0 +1,101 @@
+//! The api-gateway: the public `/api/users` API in front of the user-service.
+
+use std::sync::Arc;
+
+use axum::{Json, Router, extract::DefaultBodyLimit, routing::get};
+use prometheus::Registry;
+
+use crate::{
+    config::GatewayConfig,
+    http::{
+        health::{Dependency, Health},
+        middleware::{LoadShedder, Observer, common_layers, not_found},
+        shutdown::Shutdown,
+    },
+    telemetry::metrics::{self, DependencyGauge, HttpMetrics},
+};
+
+pub mod routes;
+pub mod upstream;
+
+use upstream::{Upstream, UpstreamMetrics};
+
+pub const SERVICE_NAME: &str = "api-gateway";
+
+#[derive(Clone)]
+pub struct Gateway {
+    upstream: Upstream,
+}
+
+pub struct GatewayApp {
+    pub router: Router,
+    pub registry: Registry,
+    pub health: Health,
+}
+
+pub fn build(config: &GatewayConfig, shutdown: Shutdown) -> GatewayApp {
+    let registry = metrics::new_registry();
+    let http_metrics = HttpMetrics::register(&registry);
+    let upstream = Upstream::new(&config.upstream, UpstreamMetrics::register(&registry));
+    let dependency = UserServiceDependency {
+        probe: upstream.clone(),
+    };
+    let gauge = DependencyGauge::register(&registry, "user-service");
+    let health = Health::new(SERVICE_NAME, Arc::new(dependency), gauge, shutdown);
+
+    let api = Router::new()
+        .route(
+            "/api/users",
+            get(routes::list_users).post(routes::create_user),
+        )
+        .route(
+            "/api/users/{id}",
+            get(routes::get_user)
+                .patch(routes::update_user)
+                .delete(routes::delete_user),
+        )
+        .with_state(Gateway { upstream });
+    let api =
+        LoadShedder::new(config.server.max_concurrent_requests, http_metrics.clone()).apply(api);
+    let openapi = Arc::new(crate::openapi::document());
+    let router = api
+        .merge(health.clone().routes())
+        .merge(metrics::route(registry.clone()))
+        .route(
+            "/openapi.json",
+            get(move || std::future::ready(Json(openapi.as_ref().clone()))),
+        )
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(crate::users::BODY_LIMIT_BYTES));
+    let router = common_layers(
+        router,
+        Observer {
+            service: SERVICE_NAME,
+            metrics: http_metrics,
+        },
+        config.server.request_timeout,
+    );
+    GatewayApp {
+        router,
+        registry,
+        health,
+    }
+}
+
+/// The gateway is ready when the user-service answers its liveness endpoint. Not its
+/// readiness: if Redis is down, the gateway should still answer clients with a clear 503
+/// rather than vanish from its Service.
+struct UserServiceDependency {
+    probe: Upstream,
+}
+
+#[async_trait::async_trait]
+impl Dependency for UserServiceDependency {
+    fn name(&self) -> &'static str {
+        "userService"
+    }
+
+    async fn is_up(&self) -> bool {
+        self.probe.is_live().await
+    }
+}

@@ -1,0 +1,188 @@
+//! The middleware stack every server of this binary uses, and the pieces it is made of.
+//!
+//! Outermost first: `observe` (request id, trace context, span, metrics, access log, JSON for
+//! any error the framework produced) → request deadline → panic to 500. API routes also get
+//! `shed_load`; health and metrics routes never do, so probes keep answering under overload.
+
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use axum::{
+    Router,
+    extract::{MatchedPath, Request, State},
+    http::header::CONTENT_TYPE,
+    middleware::{self, Next},
+    response::{IntoResponse, Response},
+};
+use tokio::sync::Semaphore;
+use tower_http::catch_panic::CatchPanicLayer;
+use tracing::{Instrument, field::Empty};
+
+use super::{
+    ApiError,
+    request_id::{self, RequestId},
+    trace_context::TraceContext,
+};
+use crate::telemetry::metrics::HttpMetrics;
+
+/// Label for requests that matched no route, so scanners cannot explode label cardinality.
+pub const UNMATCHED_ROUTE: &str = "unmatched";
+
+#[derive(Clone)]
+pub struct Observer {
+    pub service: &'static str,
+    pub metrics: HttpMetrics,
+}
+
+/// Adds the common stack to a finished router.
+pub fn common_layers(router: Router, observer: Observer, request_timeout: Duration) -> Router {
+    router
+        .layer(CatchPanicLayer::custom(|_panic| {
+            ApiError::Internal.into_response()
+        }))
+        .layer(middleware::from_fn_with_state(
+            request_timeout,
+            enforce_deadline,
+        ))
+        .layer(middleware::from_fn_with_state(observer, observe))
+}
+
+async fn observe(State(observer): State<Observer>, mut req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let request_id = RequestId::from_headers(req.headers());
+    let trace = TraceContext::from_headers(req.headers());
+    let method = req.method().clone();
+    let route = req.extensions().get::<MatchedPath>().map_or_else(
+        || UNMATCHED_ROUTE.to_owned(),
+        |path| path.as_str().to_owned(),
+    );
+    let span = tracing::info_span!(
+        "request",
+        service = observer.service,
+        request_id = request_id.as_str(),
+        trace_id = trace.trace_id(),
+        method = method.as_str(),
+        route = route.as_str(),
+        status = Empty,
+        duration_ms = Empty,
+    );
+    req.extensions_mut().insert(request_id.clone());
+    req.extensions_mut().insert(trace);
+    let path = req.uri().path().to_owned();
+
+    let metrics = &observer.metrics;
+    metrics.in_flight.inc();
+    let mut response = next.run(req).instrument(span.clone()).await;
+    metrics.in_flight.dec();
+
+    let status = response.status();
+    if (status.is_client_error() || status.is_server_error()) && !is_json(&response) {
+        // Framework-made errors (405, unmatched 404) come with empty or text bodies.
+        response = match ApiError::from_status(status) {
+            ApiError::RouteNotFound { .. } => ApiError::RouteNotFound {
+                method: method.to_string(),
+                path,
+            },
+            other => other,
+        }
+        .into_response();
+        // Keep the original status (e.g. 408 stays 408 even though its body says timeout).
+        *response.status_mut() = status;
+    }
+    response
+        .headers_mut()
+        .insert(request_id::HEADER, request_id.header_value().clone());
+
+    let elapsed = started.elapsed();
+    let status_label = status.as_str();
+    metrics
+        .requests_total
+        .with_label_values(&[method.as_str(), route.as_str(), status_label])
+        .inc();
+    metrics
+        .request_duration
+        .with_label_values(&[method.as_str(), route.as_str()])
+        .observe(elapsed.as_secs_f64());
+    let duration_ms = (elapsed.as_secs_f64() * 1000.0 * 1000.0).round() / 1000.0;
+    span.record("status", status.as_u16());
+    span.record("duration_ms", duration_ms);
+    span.in_scope(|| {
+        if status.is_server_error() {
+            tracing::warn!("request completed");
+        } else {
+            tracing::info!("request completed");
+        }
+    });
+    response
+}
+
+fn is_json(response: &Response) -> bool {
+    response
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.starts_with("application/json") || v.starts_with("application/problem+json")
+        })
+}
+
+async fn enforce_deadline(State(deadline): State<Duration>, req: Request, next: Next) -> Response {
+    match tokio::time::timeout(deadline, next.run(req)).await {
+        Ok(response) => response,
+        Err(_) => {
+            tracing::warn!(
+                deadline_ms = deadline.as_millis() as u64,
+                "request exceeded its deadline"
+            );
+            ApiError::Timeout.into_response()
+        }
+    }
+}
+
+/// A bound on requests served at once. Past it, requests are refused at once with 503 instead
+/// of queueing: a queue only adds latency when the server is already saturated, and clients
+/// (or the gateway's retries) can go elsewhere.
+#[derive(Clone)]
+pub struct LoadShedder {
+    permits: Arc<Semaphore>,
+    metrics: HttpMetrics,
+}
+
+impl LoadShedder {
+    pub fn new(max_concurrent: usize, metrics: HttpMetrics) -> Self {
+        Self {
+            permits: Arc::new(Semaphore::new(max_concurrent)),
+            metrics,
+        }
+    }
+
+    /// Applies the limit to every route of `router` (use before merging health routes).
+    pub fn apply<S: Clone + Send + Sync + 'static>(self, router: Router<S>) -> Router<S> {
+        router.route_layer(middleware::from_fn_with_state(self, shed_load))
+    }
+}
+
+async fn shed_load(State(shedder): State<LoadShedder>, req: Request, next: Next) -> Response {
+    match shedder.permits.clone().try_acquire_owned() {
+        Ok(_permit) => next.run(req).await,
+        Err(_) => {
+            shedder.metrics.shed_total.inc();
+            ApiError::Overloaded.into_response()
+        }
+    }
+}
+
+/// Fallback for unmatched paths: a JSON 404 naming what was asked for.
+pub async fn not_found(method: axum::http::Method, uri: axum::http::Uri) -> ApiError {
+    ApiError::RouteNotFound {
+        method: method.to_string(),
+        path: truncate_path(uri.path()),
+    }
+}
+
+/// Echoed paths are bounded so a huge URL cannot make a huge error body.
+fn truncate_path(path: &str) -> String {
+    path.chars().take(200).collect()
+}

@@ -1,0 +1,72 @@
+//! Request ids: a client's `X-Request-ID` is kept when it is short and printable (so it cannot
+//! inject log lines or bloat headers); otherwise a new UUID is made.
+
+use axum::http::{HeaderMap, HeaderName, HeaderValue};
+
+pub const HEADER: HeaderName = HeaderName::from_static("x-request-id");
+
+const MAX_LEN: usize = 64;
+
+/// The id of the request being served; in the request extensions.
+#[derive(Debug, Clone)]
+pub struct RequestId(HeaderValue);
+
+impl RequestId {
+    /// The client's id if acceptable, else a fresh one.
+    pub fn from_headers(headers: &HeaderMap) -> Self {
+        headers
+            .get(HEADER)
+            .filter(|value| is_acceptable(value.as_bytes()))
+            .map(|value| Self(value.clone()))
+            .unwrap_or_else(Self::generate)
+    }
+
+    pub fn generate() -> Self {
+        let id = uuid::Uuid::new_v4().to_string();
+        Self(HeaderValue::from_str(&id).expect("a UUID is a valid header value"))
+    }
+
+    pub fn header_value(&self) -> &HeaderValue {
+        &self.0
+    }
+
+    pub fn as_str(&self) -> &str {
+        // Acceptable ids are visible ASCII, so this never falls back.
+        self.0.to_str().unwrap_or("invalid")
+    }
+}
+
+fn is_acceptable(bytes: &[u8]) -> bool {
+    (1..=MAX_LEN).contains(&bytes.len()) && bytes.iter().all(|b| b.is_ascii_graphic())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with(value: &[u8]) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(HEADER, HeaderValue::from_bytes(value).expect("header"));
+        headers
+    }
+
+    #[test]
+    fn keeps_sane_ids_and_replaces_others() {
+        assert_eq!(
+            RequestId::from_headers(&with(b"abc-123")).as_str(),
+            "abc-123"
+        );
+        for bad in [&b"has space"[..], &[b'x'; 65][..], &b"tab\there"[..]] {
+            let id = RequestId::from_headers(&with(bad));
+            assert_eq!(
+                id.as_str().len(),
+                36,
+                "{bad:?} should be replaced by a UUID"
+            );
+        }
+        assert_eq!(
+            RequestId::from_headers(&HeaderMap::new()).as_str().len(),
+            36
+        );
+    }
+}

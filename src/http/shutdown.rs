@@ -1,0 +1,128 @@
+//! Shutdown phases (DESIGN §7). On SIGTERM or SIGINT readiness turns 503 at once, but the
+//! listener stays open for the drain delay: Kubernetes removes the pod from Service endpoints
+//! some time after the signal, and requests routed meanwhile must still be served. Then the
+//! listener closes and in-flight requests finish within a bound. A second signal exits at once.
+
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Phase {
+    Serving,
+    Draining,
+    Stopping,
+}
+
+/// One server's view of the shutdown; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Shutdown {
+    phase: watch::Sender<Phase>,
+}
+
+impl Default for Shutdown {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Shutdown {
+    pub fn new() -> Self {
+        Self {
+            phase: watch::Sender::new(Phase::Serving),
+        }
+    }
+
+    /// Readiness reports 503 from now on; requests are still served.
+    pub fn start_draining(&self) {
+        self.phase
+            .send_if_modified(|phase| advance(phase, Phase::Draining));
+    }
+
+    /// Close the listener and finish in-flight requests.
+    pub fn stop(&self) {
+        self.phase
+            .send_if_modified(|phase| advance(phase, Phase::Stopping));
+    }
+
+    pub fn is_draining(&self) -> bool {
+        *self.phase.borrow() >= Phase::Draining
+    }
+
+    /// Resolves once [`Shutdown::stop`] was called.
+    pub async fn stopped(&self) {
+        let mut receiver = self.phase.subscribe();
+        // The sender lives in `self`, so the channel cannot close while we wait.
+        let _ = receiver.wait_for(|phase| *phase == Phase::Stopping).await;
+    }
+}
+
+fn advance(phase: &mut Phase, to: Phase) -> bool {
+    if *phase < to {
+        *phase = to;
+        true
+    } else {
+        false
+    }
+}
+
+/// Resolves on the first SIGTERM or SIGINT.
+pub async fn signal() {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut stream) => {
+                stream.recv().await;
+            }
+            Err(err) => {
+                tracing::error!(error = %err, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        _ = terminate => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}
+
+/// Waits for a signal, then drains every server and, after `drain`, stops the first one.
+/// The caller stops the others in order (in `all` mode the gateway stops before the
+/// user-service it depends on).
+pub async fn on_signal(servers: Vec<Shutdown>, drain: Duration) {
+    signal().await;
+    tracing::info!(
+        drain_seconds = drain.as_secs(),
+        "shutdown signal received; readiness now fails, still serving"
+    );
+    for server in &servers {
+        server.start_draining();
+    }
+    tokio::spawn(async {
+        signal().await;
+        tracing::warn!("second shutdown signal; exiting at once");
+        std::process::exit(130);
+    });
+    tokio::time::sleep(drain).await;
+    tracing::info!("drain delay over; closing listeners");
+    if let Some(first) = servers.first() {
+        first.stop();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn phases_only_move_forward() {
+        let shutdown = Shutdown::new();
+        assert!(!shutdown.is_draining());
+        shutdown.start_draining();
+        assert!(shutdown.is_draining());
+        shutdown.stop();
+        shutdown.start_draining();
+        tokio::time::timeout(Duration::from_secs(1), shutdown.stopped())
+            .await
+            .expect("stop is not undone by a later start_draining");
+    }
+}

@@ -1,0 +1,138 @@
+//! Wiring a configuration into running servers, and the shutdown order.
+
+use std::net::SocketAddr;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+
+use crate::{
+    config::{Config, GatewayConfig, ServerConfig, Target, UserServiceConfig},
+    gateway,
+    http::{
+        server,
+        shutdown::{self, Shutdown},
+    },
+    users,
+};
+
+pub fn run(config: Config) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(run_target(config.target))
+}
+
+async fn run_target(target: Target) -> anyhow::Result<()> {
+    match target {
+        Target::ApiGateway(config) => {
+            let listener = bind("PORT", &config.server).await?;
+            let shutdown = Shutdown::new();
+            tokio::spawn(shutdown::on_signal(
+                vec![shutdown.clone()],
+                config.server.shutdown.drain,
+            ));
+            run_gateway(listener, config, shutdown).await
+        }
+        Target::UserService(config) => {
+            let listener = bind("PORT", &config.server).await?;
+            let shutdown = Shutdown::new();
+            tokio::spawn(shutdown::on_signal(
+                vec![shutdown.clone()],
+                config.server.shutdown.drain,
+            ));
+            run_user_service(listener, config, shutdown).await
+        }
+        Target::All {
+            mut gateway,
+            user_service,
+        } => {
+            let gateway_listener = bind("PORT", &gateway.server).await?;
+            let user_service_listener = bind("USER_SERVICE_PORT", &user_service.server).await?;
+            let user_service_port = user_service_listener.local_addr()?.port();
+            gateway.upstream.base_url = format!("http://127.0.0.1:{user_service_port}").parse()?;
+            let gateway_port = gateway_listener.local_addr()?.port();
+            eprintln!(
+                "users-platform: api-gateway on http://localhost:{gateway_port}, user-service on http://localhost:{user_service_port}\n\
+                 try: curl -s -X POST localhost:{gateway_port}/api/users -H 'content-type: application/json' \
+                 -d '{{\"name\":\"Ada Lovelace\",\"email\":\"ada@example.com\"}}'; curl -s localhost:{gateway_port}/api/users"
+            );
+            let gateway_shutdown = Shutdown::new();
+            let user_service_shutdown = Shutdown::new();
+            // Both turn unready at the signal; the gateway closes first, so its in-flight
+            // requests can still reach the user-service it depends on.
+            tokio::spawn(shutdown::on_signal(
+                vec![gateway_shutdown.clone(), user_service_shutdown.clone()],
+                gateway.server.shutdown.drain,
+            ));
+            let users_task = tokio::spawn(run_user_service(
+                user_service_listener,
+                user_service,
+                user_service_shutdown.clone(),
+            ));
+            let gateway_result = run_gateway(gateway_listener, gateway, gateway_shutdown).await;
+            user_service_shutdown.stop();
+            let users_result = users_task.await.context("user-service task")?;
+            gateway_result.and(users_result)
+        }
+    }
+}
+
+async fn bind(variable: &str, server: &ServerConfig) -> anyhow::Result<TcpListener> {
+    server::bind(server.port)
+        .await
+        .with_context(|| format!("{variable}: cannot listen on port {}", server.port))
+}
+
+async fn run_gateway(
+    listener: TcpListener,
+    config: GatewayConfig,
+    shutdown: Shutdown,
+) -> anyhow::Result<()> {
+    let app = gateway::build(&config, shutdown.clone());
+    app.health.spawn_background_check();
+    let address = listener.local_addr()?;
+    log_listening(gateway::SERVICE_NAME, address);
+    tracing::info!(upstream = %config.upstream.base_url, "forwarding /api/users to the user-service");
+    server::serve(listener, app.router, shutdown, config.server.shutdown).await?;
+    tracing::info!(service = gateway::SERVICE_NAME, "stopped");
+    Ok(())
+}
+
+async fn run_user_service(
+    listener: TcpListener,
+    config: UserServiceConfig,
+    shutdown: Shutdown,
+) -> anyhow::Result<()> {
+    let (app, redis) = users::build(&config, shutdown.clone())?;
+    if redis.is_none() {
+        tracing::warn!(
+            "no REDIS_URL or REDIS_HOST: using the in-memory store; data is lost on exit"
+        );
+    }
+    let prepare = {
+        let (started, store, seed, shutdown) = (
+            app.started.clone(),
+            app.store.clone(),
+            config.seed_sample_users,
+            shutdown.clone(),
+        );
+        let redis = redis.clone();
+        async move { users::prepare_store(&started, &store, redis, seed, shutdown).await }
+    };
+    tokio::spawn(prepare);
+    app.health.spawn_background_check();
+    log_listening(users::SERVICE_NAME, listener.local_addr()?);
+    server::serve(listener, app.router, shutdown, config.server.shutdown).await?;
+    // Redis closes last: in-flight requests above may still have needed it.
+    drop(redis);
+    tracing::info!(
+        service = users::SERVICE_NAME,
+        "stopped; Redis connection closed"
+    );
+    Ok(())
+}
+
+fn log_listening(service: &'static str, address: SocketAddr) {
+    tracing::info!(service, address = %address, "listening");
+}

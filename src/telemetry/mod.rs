@@ -1,0 +1,4 @@
+//! Logs (one JSON object per line) and metrics (one Prometheus registry per app).
+
+pub mod logging;
+pub mod metrics;

@@ -1,0 +1,231 @@
+//! The user-service: validation, storage and the `/users` API.
+
+use std::sync::{
+    Arc,
+    atomic::{AtomicBool, Ordering},
+};
+
+use axum::{Router, extract::DefaultBodyLimit, routing::get};
+use prometheus::Registry;
+use time::OffsetDateTime;
+
+use crate::{
+    config::{StoreConfig, UserServiceConfig},
+    http::{
+        health::{Dependency, Health},
+        middleware::{LoadShedder, Observer, common_layers},
+        shutdown::Shutdown,
+    },
+    telemetry::metrics::{self, DependencyGauge, HttpMetrics},
+};
+
+pub mod legacy;
+pub mod model;
+pub mod routes;
+pub mod store;
+
+use store::{MemoryStore, RedisStore, UserStore, redis::RedisMetrics};
+
+pub const SERVICE_NAME: &str = "user-service";
+
+/// Request bodies larger than this are refused with 413 (a user is a few hundred bytes).
+pub const BODY_LIMIT_BYTES: usize = 64 * 1024;
+
+/// A built user-service: its router and the handles start-up and tests need.
+pub struct UserServiceApp {
+    pub router: Router,
+    pub registry: Registry,
+    pub store: Arc<dyn UserStore>,
+    pub health: Health,
+    /// Set once start-up work (legacy migration, seeding) is done; readiness waits for it.
+    pub started: Arc<AtomicBool>,
+}
+
+/// Options that shape the app but are not the store itself.
+#[derive(Debug, Clone)]
+pub struct AppSettings {
+    pub max_concurrent_requests: usize,
+    pub request_timeout: std::time::Duration,
+}
+
+impl From<&crate::config::ServerConfig> for AppSettings {
+    fn from(server: &crate::config::ServerConfig) -> Self {
+        Self {
+            max_concurrent_requests: server.max_concurrent_requests,
+            request_timeout: server.request_timeout,
+        }
+    }
+}
+
+/// Opens the configured store (lazily for Redis) and builds the app around it.
+pub fn build(
+    config: &UserServiceConfig,
+    shutdown: Shutdown,
+) -> anyhow::Result<(UserServiceApp, Option<RedisStore>)> {
+    let registry = metrics::new_registry();
+    let (store, redis): (Arc<dyn UserStore>, Option<RedisStore>) = match &config.store {
+        StoreConfig::Memory => (Arc::new(MemoryStore::new()), None),
+        StoreConfig::Redis(redis_config) => {
+            tracing::info!(redis = %redis_config.redacted_url, "using the Redis store");
+            let redis = RedisStore::connect(redis_config, RedisMetrics::register(&registry))?;
+            (Arc::new(redis.clone()), Some(redis))
+        }
+    };
+    let app = build_with_store(
+        store,
+        registry,
+        &AppSettings::from(&config.server),
+        shutdown,
+    );
+    Ok((app, redis))
+}
+
+/// Builds the app on a given store and registry (tests use this for both stores).
+pub fn build_with_store(
+    store: Arc<dyn UserStore>,
+    registry: Registry,
+    settings: &AppSettings,
+    shutdown: Shutdown,
+) -> UserServiceApp {
+    let http_metrics = HttpMetrics::register(&registry);
+    let started = Arc::new(AtomicBool::new(false));
+    let dependency = StoreDependency {
+        store: store.clone(),
+        started: started.clone(),
+    };
+    let gauge = DependencyGauge::register(&registry, store.kind());
+    let health = Health::new(SERVICE_NAME, Arc::new(dependency), gauge, shutdown.clone());
+    let users_total = metrics::gauge(&registry, "users_total", "Users in the store");
+    spawn_users_total_refresh(store.clone(), users_total, shutdown);
+
+    let api = Router::new()
+        .route("/users", get(routes::list_users).post(routes::create_user))
+        .route(
+            "/users/{id}",
+            get(routes::get_user)
+                .patch(routes::update_user)
+                .delete(routes::delete_user),
+        )
+        .with_state(store.clone());
+    let api = LoadShedder::new(settings.max_concurrent_requests, http_metrics.clone()).apply(api);
+    let router = api
+        .merge(health.clone().routes())
+        .merge(metrics::route(registry.clone()))
+        .fallback(crate::http::middleware::not_found)
+        .layer(DefaultBodyLimit::max(BODY_LIMIT_BYTES));
+    let router = common_layers(
+        router,
+        Observer {
+            service: SERVICE_NAME,
+            metrics: http_metrics,
+        },
+        settings.request_timeout,
+    );
+    UserServiceApp {
+        router,
+        registry,
+        store,
+        health,
+        started,
+    }
+}
+
+/// Readiness of the user-service: the store answers and start-up work is done.
+struct StoreDependency {
+    store: Arc<dyn UserStore>,
+    started: Arc<AtomicBool>,
+}
+
+#[async_trait::async_trait]
+impl Dependency for StoreDependency {
+    fn name(&self) -> &'static str {
+        self.store.kind()
+    }
+
+    async fn is_up(&self) -> bool {
+        self.started.load(Ordering::Acquire) && self.store.ping().await.is_ok()
+    }
+}
+
+/// Keeps `users_total` current without a store call per scrape.
+fn spawn_users_total_refresh(
+    store: Arc<dyn UserStore>,
+    gauge: prometheus::IntGauge,
+    shutdown: Shutdown,
+) {
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(crate::http::health::CHECK_INTERVAL);
+        loop {
+            tokio::select! {
+                _ = ticks.tick() => {}
+                () = shutdown.stopped() => return,
+            }
+            if let Ok(total) = store.count().await {
+                gauge.set(i64::try_from(total).unwrap_or(i64::MAX));
+            }
+        }
+    });
+}
+
+/// Start-up work that needs the store: legacy migration (Redis) and optional sample users.
+/// Retries until the store answers, so the service recovers by itself from starting before
+/// Redis; readiness stays 503 meanwhile.
+pub async fn prepare_store(
+    started: &AtomicBool,
+    store: &Arc<dyn UserStore>,
+    redis: Option<RedisStore>,
+    seed: bool,
+    shutdown: Shutdown,
+) {
+    let mut delay = std::time::Duration::from_millis(100);
+    loop {
+        match prepare_once(store, redis.as_ref(), seed).await {
+            Ok(()) => {
+                started.store(true, Ordering::Release);
+                return;
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, retry_in_ms = delay.as_millis() as u64, "store not ready for start-up work; retrying");
+                tokio::select! {
+                    () = tokio::time::sleep(delay) => {}
+                    () = shutdown.stopped() => return,
+                }
+                delay = (delay * 2).min(std::time::Duration::from_secs(2));
+            }
+        }
+    }
+}
+
+async fn prepare_once(
+    store: &Arc<dyn UserStore>,
+    redis: Option<&RedisStore>,
+    seed: bool,
+) -> Result<(), store::StoreError> {
+    if let Some(redis) = redis {
+        legacy::migrate(redis).await?;
+    }
+    if seed && store.count().await? == 0 {
+        for (name, email, role) in SAMPLE_USERS {
+            let new_user = model::NewUser {
+                name: model::UserName::parse(name).map_err(store::StoreError::Unavailable)?,
+                email: model::Email::parse(email).map_err(store::StoreError::Unavailable)?,
+                role,
+            };
+            match store
+                .create(&model::User::create(new_user, OffsetDateTime::now_utc()))
+                .await
+            {
+                Ok(()) | Err(store::StoreError::EmailTaken) => {}
+                Err(err) => return Err(err),
+            }
+        }
+        tracing::info!(count = SAMPLE_USERS.len(), "seeded sample users");
+    }
+    Ok(())
+}
+
+const SAMPLE_USERS: [(&str, &str, model::Role); 3] = [
+    ("Ada Lovelace", "ada@example.com", model::Role::Admin),
+    ("Grace Hopper", "grace@example.com", model::Role::User),
+    ("Alan Turing", "alan@example.com", model::Role::User),
+];
