@@ -48,11 +48,7 @@ struct GatewayCommand {
     #[arg(long, env = "PORT", default_value_t = 3000)]
     port: u16,
     /// Base URL of the user-service.
-    #[arg(
-        long,
-        env = "USER_SERVICE_URL",
-        default_value = "http://127.0.0.1:3001"
-    )]
+    #[arg(long, env = "USER_SERVICE_URL", default_value = "http://127.0.0.1:3001")]
     user_service_url: String,
     #[command(flatten)]
     upstream: UpstreamArgs,
@@ -275,9 +271,7 @@ impl Cli {
     }
 
     /// Parses `args` (program name first); a missing subcommand means `all`.
-    pub fn try_parse_with_default_target(
-        args: Vec<std::ffi::OsString>,
-    ) -> Result<Self, clap::Error> {
+    pub fn try_parse_with_default_target(args: Vec<std::ffi::OsString>) -> Result<Self, clap::Error> {
         let cli = <Self as Parser>::try_parse_from(&args)?;
         if cli.target.is_some() {
             return Ok(cli);
@@ -294,15 +288,10 @@ impl Cli {
             log_level: self.telemetry.log_level,
             log_format: self.telemetry.log_format,
         };
-        let target = match self
-            .target
-            .unwrap_or_else(|| unreachable!("parse adds `all`"))
-        {
+        let target = match self.target.unwrap_or_else(|| unreachable!("parse adds `all`")) {
             TargetCommand::ApiGateway(cmd) => Target::ApiGateway(GatewayConfig {
                 server: cmd.server.into_config(cmd.port),
-                upstream: cmd
-                    .upstream
-                    .into_config(parse_upstream_url(&cmd.user_service_url)?),
+                upstream: cmd.upstream.into_config(parse_upstream_url(&cmd.user_service_url)?),
             }),
             TargetCommand::UserService(cmd) => Target::UserService(UserServiceConfig {
                 server: cmd.server.into_config(cmd.port),
@@ -318,8 +307,7 @@ impl Cli {
                 }
                 // The real upstream address is known once the user-service listener is bound
                 // (the port may be 0); startup replaces this placeholder.
-                let loopback =
-                    parse_upstream_url(&format!("http://127.0.0.1:{}", cmd.user_service_port))?;
+                let loopback = parse_upstream_url(&format!("http://127.0.0.1:{}", cmd.user_service_port))?;
                 Target::All {
                     gateway: GatewayConfig {
                         server: cmd.server.into_config(cmd.port),
@@ -363,10 +351,7 @@ impl UpstreamArgs {
 
 fn parse_upstream_url(raw: &str) -> Result<Uri, ConfigError> {
     let invalid = |why: &str| ConfigError::new("USER_SERVICE_URL", format!("{why} (got {raw:?})"));
-    let uri: Uri = raw
-        .trim_end_matches('/')
-        .parse()
-        .map_err(|_| invalid("not a URL"))?;
+    let uri: Uri = raw.trim_end_matches('/').parse().map_err(|_| invalid("not a URL"))?;
     if uri.scheme_str() != Some("http") {
         return Err(invalid("must start with http://"));
     }
@@ -397,19 +382,13 @@ impl StoreArgs {
                     .into_connection_info()
                     .map_err(|_| ConfigError::new("REDIS_URL", "not a valid redis:// URL"))?;
                 if !matches!(info.addr(), redis::ConnectionAddr::Tcp(_, _)) {
-                    return Err(ConfigError::new(
-                        "REDIS_URL",
-                        "only redis://host:port/db is supported",
-                    ));
+                    return Err(ConfigError::new("REDIS_URL", "only redis://host:port/db is supported"));
                 }
                 info
             }
             (None, Some(host)) => {
                 if host.is_empty() || host.contains(['/', ' ', '@']) {
-                    return Err(ConfigError::new(
-                        "REDIS_HOST",
-                        format!("not a host name: {host:?}"),
-                    ));
+                    return Err(ConfigError::new("REDIS_HOST", format!("not a host name: {host:?}")));
                 }
                 use redis::IntoConnectionInfo;
                 (host.as_str(), self.redis_port)
@@ -432,12 +411,8 @@ impl StoreArgs {
 }
 
 fn read_password_file(path: &PathBuf) -> Result<String, ConfigError> {
-    let content = std::fs::read_to_string(path).map_err(|err| {
-        ConfigError::new(
-            "REDIS_PASSWORD_FILE",
-            format!("cannot read {}: {err}", path.display()),
-        )
-    })?;
+    let content = std::fs::read_to_string(path)
+        .map_err(|err| ConfigError::new("REDIS_PASSWORD_FILE", format!("cannot read {}: {err}", path.display())))?;
     // Secrets written with `echo` end in a newline that is not part of the password.
     let password = content.trim_end_matches(['\n', '\r']);
     if password.is_empty() {
@@ -483,10 +458,7 @@ mod tests {
     fn no_subcommand_means_all_with_memory_store() {
         let config = parse(&[]).expect("defaults are valid");
         match config.target {
-            Target::All {
-                gateway,
-                user_service,
-            } => {
+            Target::All { gateway, user_service } => {
                 assert_eq!(gateway.server.port, 3000);
                 assert_eq!(user_service.server.port, 3001);
                 assert!(matches!(user_service.store, StoreConfig::Memory));
@@ -497,12 +469,7 @@ mod tests {
 
     #[test]
     fn redis_password_is_redacted_in_the_loggable_url() {
-        let config = parse(&[
-            "user-service",
-            "--redis-url",
-            "redis://:hunter2@example:6380/2",
-        ])
-        .expect("valid");
+        let config = parse(&["user-service", "--redis-url", "redis://:hunter2@example:6380/2"]).expect("valid");
         let Target::UserService(cfg) = config.target else {
             panic!("user-service")
         };
@@ -511,10 +478,7 @@ mod tests {
         };
         assert_eq!(redis.redacted_url, "redis://:***@example:6380/2");
         assert!(!format!("{redis:?}").contains("hunter2"));
-        assert_eq!(
-            redis.connection.redis_settings().password(),
-            Some("hunter2")
-        );
+        assert_eq!(redis.connection.redis_settings().password(), Some("hunter2"));
     }
 
     #[test]

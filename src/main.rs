@@ -15,10 +15,7 @@ fn main() -> std::process::ExitCode {
     match users_platform::startup::run(config) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(err) => {
-            tracing::error!(
-                error = format!("{err:#}"),
-                "users-platform stopped with an error"
-            );
+            tracing::error!(error = format!("{err:#}"), "users-platform stopped with an error");
             std::process::ExitCode::FAILURE
         }
     }

@@ -84,11 +84,7 @@ async fn bind(variable: &str, server: &ServerConfig) -> anyhow::Result<TcpListen
         .with_context(|| format!("{variable}: cannot listen on port {}", server.port))
 }
 
-async fn run_gateway(
-    listener: TcpListener,
-    config: GatewayConfig,
-    shutdown: Shutdown,
-) -> anyhow::Result<()> {
+async fn run_gateway(listener: TcpListener, config: GatewayConfig, shutdown: Shutdown) -> anyhow::Result<()> {
     let app = gateway::build(&config, shutdown.clone());
     app.health.spawn_background_check();
     let address = listener.local_addr()?;
@@ -99,16 +95,10 @@ async fn run_gateway(
     Ok(())
 }
 
-async fn run_user_service(
-    listener: TcpListener,
-    config: UserServiceConfig,
-    shutdown: Shutdown,
-) -> anyhow::Result<()> {
+async fn run_user_service(listener: TcpListener, config: UserServiceConfig, shutdown: Shutdown) -> anyhow::Result<()> {
     let (app, redis) = users::build(&config, shutdown.clone())?;
     if redis.is_none() {
-        tracing::warn!(
-            "no REDIS_URL or REDIS_HOST: using the in-memory store; data is lost on exit"
-        );
+        tracing::warn!("no REDIS_URL or REDIS_HOST: using the in-memory store; data is lost on exit");
     }
     let prepare = {
         let (started, store, seed, shutdown) = (
@@ -126,10 +116,7 @@ async fn run_user_service(
     server::serve(listener, app.router, shutdown, config.server.shutdown).await?;
     // Redis closes last: in-flight requests above may still have needed it.
     drop(redis);
-    tracing::info!(
-        service = users::SERVICE_NAME,
-        "stopped; Redis connection closed"
-    );
+    tracing::info!(service = users::SERVICE_NAME, "stopped; Redis connection closed");
     Ok(())
 }
 

@@ -44,10 +44,7 @@ pub fn build(config: &GatewayConfig, shutdown: Shutdown) -> GatewayApp {
     let health = Health::new(SERVICE_NAME, Arc::new(dependency), gauge, shutdown);
 
     let api = Router::new()
-        .route(
-            "/api/users",
-            get(routes::list_users).post(routes::create_user),
-        )
+        .route("/api/users", get(routes::list_users).post(routes::create_user))
         .route(
             "/api/users/{id}",
             get(routes::get_user)
@@ -55,8 +52,7 @@ pub fn build(config: &GatewayConfig, shutdown: Shutdown) -> GatewayApp {
                 .delete(routes::delete_user),
         )
         .with_state(Gateway { upstream });
-    let api =
-        LoadShedder::new(config.server.max_concurrent_requests, http_metrics.clone()).apply(api);
+    let api = LoadShedder::new(config.server.max_concurrent_requests, http_metrics.clone()).apply(api);
     let openapi = Arc::new(crate::openapi::document());
     let router = api
         .merge(health.clone().routes())

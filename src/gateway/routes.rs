@@ -9,10 +9,7 @@ use axum::{
 
 use super::Gateway;
 use crate::{
-    http::{
-        ApiError, error::ErrorBody, json::BodyBytes, request_id::RequestId,
-        trace_context::TraceContext,
-    },
+    http::{ApiError, error::ErrorBody, json::BodyBytes, request_id::RequestId, trace_context::TraceContext},
     users::{
         model::{CreateUserRequest, UpdateUserRequest, User},
         routes::{ListParams, UserPage},
@@ -59,8 +56,7 @@ impl<S: Send + Sync> FromRequest<S> for ProxyRequest {
         };
         let method = parts.method.clone();
         let headers = std::mem::take(&mut parts.headers);
-        let BodyBytes(body) =
-            BodyBytes::from_request(Request::from_parts(parts, body), state).await?;
+        let BodyBytes(body) = BodyBytes::from_request(Request::from_parts(parts, body), state).await?;
         Ok(Self {
             method,
             route,
@@ -99,10 +95,7 @@ async fn forward(gateway: &Gateway, req: ProxyRequest) -> Result<Response<Body>,
         (status = 504, description = "user-service did not answer in time", body = ErrorBody),
     )
 )]
-pub async fn list_users(
-    State(gateway): State<Gateway>,
-    req: ProxyRequest,
-) -> Result<Response<Body>, ApiError> {
+pub async fn list_users(State(gateway): State<Gateway>, req: ProxyRequest) -> Result<Response<Body>, ApiError> {
     forward(&gateway, req).await
 }
 
@@ -121,10 +114,7 @@ pub async fn list_users(
         (status = 504, description = "user-service did not answer in time", body = ErrorBody),
     )
 )]
-pub async fn create_user(
-    State(gateway): State<Gateway>,
-    req: ProxyRequest,
-) -> Result<Response<Body>, ApiError> {
+pub async fn create_user(State(gateway): State<Gateway>, req: ProxyRequest) -> Result<Response<Body>, ApiError> {
     forward(&gateway, req).await
 }
 
@@ -140,10 +130,7 @@ pub async fn create_user(
         (status = 504, description = "user-service did not answer in time", body = ErrorBody),
     )
 )]
-pub async fn get_user(
-    State(gateway): State<Gateway>,
-    req: ProxyRequest,
-) -> Result<Response<Body>, ApiError> {
+pub async fn get_user(State(gateway): State<Gateway>, req: ProxyRequest) -> Result<Response<Body>, ApiError> {
     forward(&gateway, req).await
 }
 
@@ -164,10 +151,7 @@ pub async fn get_user(
         (status = 504, description = "user-service did not answer in time", body = ErrorBody),
     )
 )]
-pub async fn update_user(
-    State(gateway): State<Gateway>,
-    req: ProxyRequest,
-) -> Result<Response<Body>, ApiError> {
+pub async fn update_user(State(gateway): State<Gateway>, req: ProxyRequest) -> Result<Response<Body>, ApiError> {
     forward(&gateway, req).await
 }
 
@@ -183,9 +167,6 @@ pub async fn update_user(
         (status = 504, description = "user-service did not answer in time", body = ErrorBody),
     )
 )]
-pub async fn delete_user(
-    State(gateway): State<Gateway>,
-    req: ProxyRequest,
-) -> Result<Response<Body>, ApiError> {
+pub async fn delete_user(State(gateway): State<Gateway>, req: ProxyRequest) -> Result<Response<Body>, ApiError> {
     forward(&gateway, req).await
 }

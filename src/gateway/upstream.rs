@@ -56,11 +56,7 @@ impl UpstreamMetrics {
                 "Calls from the gateway to the user-service, by gateway route and outcome",
                 &["method", "route", "outcome"],
             ),
-            retries: metrics::counter(
-                registry,
-                "upstream_retries_total",
-                "GETs retried after a connect error",
-            ),
+            retries: metrics::counter(registry, "upstream_retries_total", "GETs retried after a connect error"),
         }
     }
 }
@@ -179,20 +175,14 @@ impl Upstream {
         }
     }
 
-    async fn attempts(
-        &self,
-        forward: &Forward<'_>,
-        uri: Uri,
-    ) -> Result<Response<Body>, AttemptError> {
+    async fn attempts(&self, forward: &Forward<'_>, uri: Uri) -> Result<Response<Body>, AttemptError> {
         self.budget.deposit();
         let retryable = forward.method == Method::GET;
         let mut backoff = FIRST_BACKOFF;
         let mut retries = 0;
         loop {
             match self.attempt(forward, uri.clone()).await {
-                Err(AttemptError::Connect(detail))
-                    if retryable && retries < MAX_RETRIES && self.budget.withdraw() =>
-                {
+                Err(AttemptError::Connect(detail)) if retryable && retries < MAX_RETRIES && self.budget.withdraw() => {
                     retries += 1;
                     self.metrics.retries.inc();
                     tracing::debug!(error = %detail, retry = retries, "retrying GET after connect error");
@@ -206,11 +196,7 @@ impl Upstream {
         }
     }
 
-    async fn attempt(
-        &self,
-        forward: &Forward<'_>,
-        uri: Uri,
-    ) -> Result<Response<Body>, AttemptError> {
+    async fn attempt(&self, forward: &Forward<'_>, uri: Uri) -> Result<Response<Body>, AttemptError> {
         let mut request = Request::builder()
             .method(forward.method.clone())
             .uri(uri)
@@ -220,10 +206,7 @@ impl Upstream {
         copy_end_to_end_headers(forward.headers, headers);
         headers.insert(header::HOST, self.authority.clone());
         headers.insert(crate::http::request_id::HEADER, forward.request_id.clone());
-        headers.insert(
-            crate::http::trace_context::HEADER,
-            forward.traceparent.clone(),
-        );
+        headers.insert(crate::http::trace_context::HEADER, forward.traceparent.clone());
 
         let response = self.client.request(request).await.map_err(|err| {
             if err.is_connect() {
@@ -275,20 +258,11 @@ mod tests {
     #[test]
     fn hop_by_hop_and_connection_named_headers_are_dropped() {
         let mut from = HeaderMap::new();
-        from.insert(
-            header::CONNECTION,
-            HeaderValue::from_static("keep-alive, x-secret-hop"),
-        );
+        from.insert(header::CONNECTION, HeaderValue::from_static("keep-alive, x-secret-hop"));
         from.insert("keep-alive", HeaderValue::from_static("timeout=5"));
         from.insert("x-secret-hop", HeaderValue::from_static("1"));
-        from.insert(
-            header::TRANSFER_ENCODING,
-            HeaderValue::from_static("chunked"),
-        );
-        from.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        );
+        from.insert(header::TRANSFER_ENCODING, HeaderValue::from_static("chunked"));
+        from.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
         from.insert(header::HOST, HeaderValue::from_static("public.example"));
         let mut to = HeaderMap::new();
         copy_end_to_end_headers(&from, &mut to);

@@ -92,21 +92,16 @@ impl ApiError {
             StatusCode::UNSUPPORTED_MEDIA_TYPE => ApiError::UnsupportedMediaType,
             StatusCode::SERVICE_UNAVAILABLE => ApiError::Overloaded,
             StatusCode::GATEWAY_TIMEOUT | StatusCode::REQUEST_TIMEOUT => ApiError::Timeout,
-            status if status.is_client_error() => ApiError::BadRequest(
-                status
-                    .canonical_reason()
-                    .unwrap_or("bad request")
-                    .to_lowercase(),
-            ),
+            status if status.is_client_error() => {
+                ApiError::BadRequest(status.canonical_reason().unwrap_or("bad request").to_lowercase())
+            }
             _ => ApiError::Internal,
         }
     }
 
     fn body(&self) -> ErrorBody {
         let error = match self {
-            ApiError::RouteNotFound { method, path } if method.is_empty() && path.is_empty() => {
-                "not found".to_owned()
-            }
+            ApiError::RouteNotFound { method, path } if method.is_empty() && path.is_empty() => "not found".to_owned(),
             other => other.to_string(),
         };
         let details = match self {

@@ -121,9 +121,7 @@ pub async fn health(State(health): State<Health>) -> Json<HealthBody> {
         status: "healthy",
         service: health.service,
         version: crate::VERSION,
-        timestamp: OffsetDateTime::now_utc()
-            .format(&Rfc3339)
-            .unwrap_or_default(),
+        timestamp: OffsetDateTime::now_utc().format(&Rfc3339).unwrap_or_default(),
     })
 }
 

@@ -39,13 +39,8 @@ pub struct Observer {
 /// Adds the common stack to a finished router.
 pub fn common_layers(router: Router, observer: Observer, request_timeout: Duration) -> Router {
     router
-        .layer(CatchPanicLayer::custom(|_panic| {
-            ApiError::Internal.into_response()
-        }))
-        .layer(middleware::from_fn_with_state(
-            request_timeout,
-            enforce_deadline,
-        ))
+        .layer(CatchPanicLayer::custom(|_panic| ApiError::Internal.into_response()))
+        .layer(middleware::from_fn_with_state(request_timeout, enforce_deadline))
         .layer(middleware::from_fn_with_state(observer, observe))
 }
 
@@ -54,10 +49,10 @@ async fn observe(State(observer): State<Observer>, mut req: Request, next: Next)
     let request_id = RequestId::from_headers(req.headers());
     let trace = TraceContext::from_headers(req.headers());
     let method = req.method().clone();
-    let route = req.extensions().get::<MatchedPath>().map_or_else(
-        || UNMATCHED_ROUTE.to_owned(),
-        |path| path.as_str().to_owned(),
-    );
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| UNMATCHED_ROUTE.to_owned(), |path| path.as_str().to_owned());
     let span = tracing::info_span!(
         "request",
         service = observer.service,
@@ -123,9 +118,7 @@ fn is_json(response: &Response) -> bool {
         .headers()
         .get(CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| {
-            v.starts_with("application/json") || v.starts_with("application/problem+json")
-        })
+        .is_some_and(|v| v.starts_with("application/json") || v.starts_with("application/problem+json"))
 }
 
 async fn enforce_deadline(State(deadline): State<Duration>, req: Request, next: Next) -> Response {

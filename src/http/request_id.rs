@@ -52,21 +52,11 @@ mod tests {
 
     #[test]
     fn keeps_sane_ids_and_replaces_others() {
-        assert_eq!(
-            RequestId::from_headers(&with(b"abc-123")).as_str(),
-            "abc-123"
-        );
+        assert_eq!(RequestId::from_headers(&with(b"abc-123")).as_str(), "abc-123");
         for bad in [&b"has space"[..], &[b'x'; 65][..], &b"tab\there"[..]] {
             let id = RequestId::from_headers(&with(bad));
-            assert_eq!(
-                id.as_str().len(),
-                36,
-                "{bad:?} should be replaced by a UUID"
-            );
+            assert_eq!(id.as_str().len(), 36, "{bad:?} should be replaced by a UUID");
         }
-        assert_eq!(
-            RequestId::from_headers(&HeaderMap::new()).as_str().len(),
-            36
-        );
+        assert_eq!(RequestId::from_headers(&HeaderMap::new()).as_str().len(), 36);
     }
 }

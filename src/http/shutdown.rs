@@ -35,14 +35,12 @@ impl Shutdown {
 
     /// Readiness reports 503 from now on; requests are still served.
     pub fn start_draining(&self) {
-        self.phase
-            .send_if_modified(|phase| advance(phase, Phase::Draining));
+        self.phase.send_if_modified(|phase| advance(phase, Phase::Draining));
     }
 
     /// Close the listener and finish in-flight requests.
     pub fn stop(&self) {
-        self.phase
-            .send_if_modified(|phase| advance(phase, Phase::Stopping));
+        self.phase.send_if_modified(|phase| advance(phase, Phase::Stopping));
     }
 
     pub fn is_draining(&self) -> bool {

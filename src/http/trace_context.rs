@@ -19,10 +19,7 @@ pub struct TraceContext {
 impl TraceContext {
     /// Continues the incoming trace if the header is valid, else starts a new one.
     pub fn from_headers(headers: &HeaderMap) -> Self {
-        let incoming = headers
-            .get(HEADER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(parse);
+        let incoming = headers.get(HEADER).and_then(|v| v.to_str().ok()).and_then(parse);
         let span_id = nonzero_u64();
         match incoming {
             Some((trace_id, sampled)) => Self {
@@ -63,11 +60,8 @@ fn parse(value: &str) -> Option<(u128, bool)> {
     let trace_id = parts.next()?;
     let parent_id = parts.next()?;
     let flags = parts.next()?;
-    let lower_hex = |s: &str, len: usize| {
-        s.len() == len
-            && s.bytes()
-                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-    };
+    let lower_hex =
+        |s: &str, len: usize| s.len() == len && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
     if !lower_hex(version, 2)
         || version == "ff"
         || !lower_hex(trace_id, 32)
@@ -80,12 +74,8 @@ fn parse(value: &str) -> Option<(u128, bool)> {
     if version == "00" && parts.next().is_some() {
         return None;
     }
-    let trace = u128::from_str_radix(trace_id, 16)
-        .ok()
-        .filter(|t| *t != 0)?;
-    u64::from_str_radix(parent_id, 16)
-        .ok()
-        .filter(|p| *p != 0)?;
+    let trace = u128::from_str_radix(trace_id, 16).ok().filter(|t| *t != 0)?;
+    u64::from_str_radix(parent_id, 16).ok().filter(|p| *p != 0)?;
     let flags = u8::from_str_radix(flags, 16).ok()?;
     Some((trace, flags & 1 == 1))
 }

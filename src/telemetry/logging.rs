@@ -14,9 +14,7 @@ use tracing::{
     field::{Field, Visit},
     span::{Attributes, Id, Record},
 };
-use tracing_subscriber::{
-    EnvFilter, Layer, fmt::MakeWriter, layer::Context, prelude::*, registry::LookupSpan,
-};
+use tracing_subscriber::{EnvFilter, Layer, fmt::MakeWriter, layer::Context, prelude::*, registry::LookupSpan};
 
 use crate::config::{LogFormat, TelemetryConfig};
 
@@ -26,9 +24,7 @@ pub fn init(config: &TelemetryConfig, service: &'static str) {
     let filter = EnvFilter::new(&config.log_level);
     let registry = tracing_subscriber::registry().with(filter);
     let result = match config.log_format {
-        LogFormat::Json => registry
-            .with(JsonLines::new(service, std::io::stdout))
-            .try_init(),
+        LogFormat::Json => registry.with(JsonLines::new(service, std::io::stdout)).try_init(),
         LogFormat::Pretty => registry
             .with(tracing_subscriber::fmt::layer().with_target(false))
             .try_init(),
@@ -45,10 +41,7 @@ pub struct JsonLines<W> {
 
 impl<W> JsonLines<W> {
     pub fn new(service: &'static str, make_writer: W) -> Self {
-        Self {
-            service,
-            make_writer,
-        }
+        Self { service, make_writer }
     }
 }
 
@@ -79,9 +72,7 @@ where
 
     fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
         let mut line = Map::new();
-        let timestamp = OffsetDateTime::now_utc()
-            .format(&Rfc3339)
-            .unwrap_or_default();
+        let timestamp = OffsetDateTime::now_utc().format(&Rfc3339).unwrap_or_default();
         line.insert("timestamp".into(), Value::String(timestamp));
         line.insert(
             "level".into(),
@@ -100,10 +91,7 @@ where
         let mut fields = FieldVisitor(line);
         event.record(&mut fields);
         let mut line = fields.0;
-        line.insert(
-            "target".into(),
-            Value::String(event.metadata().target().into()),
-        );
+        line.insert("target".into(), Value::String(event.metadata().target().into()));
         let Ok(mut bytes) = serde_json::to_vec(&line) else {
             return;
         };
@@ -168,8 +156,7 @@ mod tests {
     fn span_fields_reach_every_line_at_top_level() {
         let captured = Captured::default();
         let writer = captured.clone();
-        let subscriber =
-            tracing_subscriber::registry().with(JsonLines::new("test-svc", move || writer.clone()));
+        let subscriber = tracing_subscriber::registry().with(JsonLines::new("test-svc", move || writer.clone()));
         tracing::subscriber::with_default(subscriber, || {
             let span = tracing::info_span!(
                 "request",
@@ -182,8 +169,7 @@ mod tests {
             tracing::info!(duration_ms = 1.5, "request completed");
         });
         let bytes = captured.0.lock().expect("lock").clone();
-        let line: Value =
-            serde_json::from_slice(bytes.strip_suffix(b"\n").expect("newline")).expect("json");
+        let line: Value = serde_json::from_slice(bytes.strip_suffix(b"\n").expect("newline")).expect("json");
         assert_eq!(line["message"], "request completed");
         assert_eq!(line["request_id"], "abc");
         assert_eq!(line["service"], "api-gateway");

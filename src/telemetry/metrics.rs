@@ -2,8 +2,7 @@
 //! tests can run many apps in one process and `all` mode exports each service separately.
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
-    Registry, TextEncoder,
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 /// Latency buckets in seconds: fine below 10 ms where this service lives, coarse above.
@@ -17,18 +16,14 @@ pub fn new_registry() -> Registry {
     // Registration of these fixed collectors only fails on a name clash, which cannot happen
     // in an empty registry.
     registry
-        .register(Box::new(
-            prometheus::process_collector::ProcessCollector::for_self(),
-        ))
+        .register(Box::new(prometheus::process_collector::ProcessCollector::for_self()))
         .expect("process collector registers in an empty registry");
     let build_info = IntGaugeVec::new(
         Opts::new("build_info", "Build of the running binary; always 1"),
         &["version", "revision"],
     )
     .expect("valid metric");
-    build_info
-        .with_label_values(&[crate::VERSION, crate::REVISION])
-        .set(1);
+    build_info.with_label_values(&[crate::VERSION, crate::REVISION]).set(1);
     registry
         .register(Box::new(build_info))
         .expect("build_info registers once");
@@ -43,17 +38,9 @@ pub fn encode(registry: &Registry) -> String {
     String::from_utf8(buffer).unwrap_or_default()
 }
 
-pub(crate) fn histogram(
-    registry: &Registry,
-    name: &str,
-    help: &str,
-    labels: &[&str],
-) -> HistogramVec {
-    let metric = HistogramVec::new(
-        HistogramOpts::new(name, help).buckets(LATENCY_BUCKETS.to_vec()),
-        labels,
-    )
-    .expect("valid metric definition");
+pub(crate) fn histogram(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> HistogramVec {
+    let metric = HistogramVec::new(HistogramOpts::new(name, help).buckets(LATENCY_BUCKETS.to_vec()), labels)
+        .expect("valid metric definition");
     registry
         .register(Box::new(metric.clone()))
         .expect("metric registers once per registry");
@@ -106,11 +93,7 @@ impl HttpMetrics {
                 "Time from request received to response headers sent",
                 &["method", "route"],
             ),
-            in_flight: gauge(
-                registry,
-                "http_requests_in_flight",
-                "Requests being served now",
-            ),
+            in_flight: gauge(registry, "http_requests_in_flight", "Requests being served now"),
             shed_total: counter(
                 registry,
                 "http_requests_shed_total",
@@ -127,10 +110,7 @@ pub struct DependencyGauge(IntGauge);
 impl DependencyGauge {
     pub fn register(registry: &Registry, dependency: &str) -> Self {
         let vec = IntGaugeVec::new(
-            Opts::new(
-                "dependency_up",
-                "1 when the last check of the dependency succeeded",
-            ),
+            Opts::new("dependency_up", "1 when the last check of the dependency succeeded"),
             &["dependency"],
         )
         .expect("valid metric definition");

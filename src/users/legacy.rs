@@ -46,9 +46,7 @@ struct LegacyRecord {
 /// Migrates the legacy blob if there is one. `Ok(None)`: nothing to do.
 pub async fn migrate(store: &RedisStore) -> Result<Option<MigrationReport>, StoreError> {
     for _attempt in 0..5 {
-        let kind: String = store
-            .query("migrate", redis::cmd("TYPE").arg(LEGACY_KEY))
-            .await?;
+        let kind: String = store.query("migrate", redis::cmd("TYPE").arg(LEGACY_KEY)).await?;
         match kind.as_str() {
             "none" => return Ok(None),
             "string" => {}
@@ -61,10 +59,7 @@ pub async fn migrate(store: &RedisStore) -> Result<Option<MigrationReport>, Stor
                 return Ok(None);
             }
         }
-        let Some(blob): Option<String> = store
-            .query("migrate", redis::cmd("GET").arg(LEGACY_KEY))
-            .await?
-        else {
+        let Some(blob): Option<String> = store.query("migrate", redis::cmd("GET").arg(LEGACY_KEY)).await? else {
             return Ok(None);
         };
         let records = match parse(&blob) {
@@ -74,19 +69,10 @@ pub async fn migrate(store: &RedisStore) -> Result<Option<MigrationReport>, Stor
                 return Ok(None);
             }
         };
-        let backup_key = format!(
-            "{BACKUP_KEY_PREFIX}{}",
-            unix_millis(OffsetDateTime::now_utc())
-        );
+        let backup_key = format!("{BACKUP_KEY_PREFIX}{}", unix_millis(OffsetDateTime::now_utc()));
         let mut invocation = store.scripts_migrate().prepare_invoke();
-        invocation
-            .key(LEGACY_KEY)
-            .key(&backup_key)
-            .key(BY_CREATED_KEY);
-        invocation
-            .arg(&blob)
-            .arg(USER_KEY_PREFIX)
-            .arg(EMAIL_KEY_PREFIX);
+        invocation.key(LEGACY_KEY).key(&backup_key).key(BY_CREATED_KEY);
+        invocation.arg(&blob).arg(USER_KEY_PREFIX).arg(EMAIL_KEY_PREFIX);
         for r in &records {
             invocation
                 .arg(&r.id)
@@ -122,9 +108,7 @@ pub async fn migrate(store: &RedisStore) -> Result<Option<MigrationReport>, Stor
                 return Ok(Some(report));
             }
             other => {
-                return Err(StoreError::Unavailable(format!(
-                    "unexpected migration reply {other:?}"
-                )));
+                return Err(StoreError::Unavailable(format!("unexpected migration reply {other:?}")));
             }
         }
     }
@@ -198,9 +182,7 @@ fn record(index: usize, item: &Value, now: OffsetDateTime) -> Result<LegacyRecor
 fn timestamp(value: Option<&Value>) -> Option<OffsetDateTime> {
     let at = match value? {
         Value::String(s) => OffsetDateTime::parse(s, &Rfc3339).ok()?,
-        Value::Number(n) => {
-            OffsetDateTime::from_unix_timestamp_nanos(i128::from(n.as_i64()?) * 1_000_000).ok()?
-        }
+        Value::Number(n) => OffsetDateTime::from_unix_timestamp_nanos(i128::from(n.as_i64()?) * 1_000_000).ok()?,
         _ => return None,
     };
     Some(truncate_to_millis(at.to_offset(time::UtcOffset::UTC)))

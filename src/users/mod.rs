@@ -58,10 +58,7 @@ impl From<&crate::config::ServerConfig> for AppSettings {
 }
 
 /// Opens the configured store (lazily for Redis) and builds the app around it.
-pub fn build(
-    config: &UserServiceConfig,
-    shutdown: Shutdown,
-) -> anyhow::Result<(UserServiceApp, Option<RedisStore>)> {
+pub fn build(config: &UserServiceConfig, shutdown: Shutdown) -> anyhow::Result<(UserServiceApp, Option<RedisStore>)> {
     let registry = metrics::new_registry();
     let (store, redis): (Arc<dyn UserStore>, Option<RedisStore>) = match &config.store {
         StoreConfig::Memory => (Arc::new(MemoryStore::new()), None),
@@ -71,12 +68,7 @@ pub fn build(
             (Arc::new(redis.clone()), Some(redis))
         }
     };
-    let app = build_with_store(
-        store,
-        registry,
-        &AppSettings::from(&config.server),
-        shutdown,
-    );
+    let app = build_with_store(store, registry, &AppSettings::from(&config.server), shutdown);
     Ok((app, redis))
 }
 
@@ -148,11 +140,7 @@ impl Dependency for StoreDependency {
 }
 
 /// Keeps `users_total` current without a store call per scrape.
-fn spawn_users_total_refresh(
-    store: Arc<dyn UserStore>,
-    gauge: prometheus::IntGauge,
-    shutdown: Shutdown,
-) {
+fn spawn_users_total_refresh(store: Arc<dyn UserStore>, gauge: prometheus::IntGauge, shutdown: Shutdown) {
     tokio::spawn(async move {
         let mut ticks = tokio::time::interval(crate::http::health::CHECK_INTERVAL);
         loop {

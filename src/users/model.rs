@@ -25,10 +25,12 @@ impl UserId {
 
     /// Ids are 1–64 URL-unreserved characters, so they need no escaping in paths or keys.
     pub fn parse(raw: &str) -> Option<Self> {
+        // `.` and `..` are path segments with a meaning of their own.
         let valid = (1..=Self::MAX_LEN).contains(&raw.len())
             && raw
                 .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~'));
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~'))
+            && raw.bytes().any(|b| b != b'.');
         valid.then(|| Self(raw.to_owned()))
     }
 
@@ -102,9 +104,8 @@ impl Email {
         if trimmed.len() > Self::MAX_LEN {
             return Err(format!("must be at most {} bytes", Self::MAX_LEN));
         }
-        let parsed: email_address::EmailAddress = trimmed
-            .parse()
-            .map_err(|_| "is not a valid email address".to_owned())?;
+        let parsed: email_address::EmailAddress =
+            trimmed.parse().map_err(|_| "is not a valid email address".to_owned())?;
         // The grammar allows `a@b`; a deliverable address needs a dotted domain.
         let domain = parsed.domain();
         if !domain.contains('.') || domain.starts_with('[') || domain.ends_with('.') {
@@ -167,11 +168,11 @@ pub struct User {
     #[schema(value_type = String, format = "email", example = "ada@example.com")]
     pub email: Email,
     pub role: Role,
-    #[serde(with = "time::serde::rfc3339")]
-    #[schema(value_type = String, format = DateTime)]
+    #[serde(serialize_with = "serialize_timestamp")]
+    #[schema(value_type = String, format = DateTime, example = "2026-11-29T05:35:25.640Z")]
     pub created_at: OffsetDateTime,
-    #[serde(with = "time::serde::rfc3339")]
-    #[schema(value_type = String, format = DateTime)]
+    #[serde(serialize_with = "serialize_timestamp")]
+    #[schema(value_type = String, format = DateTime, example = "2026-11-29T05:35:25.640Z")]
     pub updated_at: OffsetDateTime,
 }
 
@@ -208,10 +209,22 @@ impl User {
     }
 }
 
+/// RFC 3339 in UTC with exactly three fractional digits, so timestamps have one width and
+/// sort as strings (plain RFC 3339 formatting drops trailing zeros).
+const TIMESTAMP: &[time::format_description::FormatItem<'static>] =
+    time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z");
+
+pub fn format_timestamp(at: OffsetDateTime) -> String {
+    at.to_offset(time::UtcOffset::UTC).format(TIMESTAMP).unwrap_or_default()
+}
+
+fn serialize_timestamp<S: serde::Serializer>(at: &OffsetDateTime, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(&format_timestamp(*at))
+}
+
 pub fn truncate_to_millis(at: OffsetDateTime) -> OffsetDateTime {
     let nanos = at.nanosecond();
-    at.replace_nanosecond(nanos - nanos % 1_000_000)
-        .unwrap_or(at)
+    at.replace_nanosecond(nanos - nanos % 1_000_000).unwrap_or(at)
 }
 
 pub fn unix_millis(at: OffsetDateTime) -> i64 {
@@ -282,16 +295,10 @@ impl<'a> Fields<'a> {
         Ok(Self { object, errors })
     }
 
-    fn parse<T>(
-        &mut self,
-        field: &str,
-        required: bool,
-        parse: impl FnOnce(&str) -> Result<T, String>,
-    ) -> Option<T> {
+    fn parse<T>(&mut self, field: &str, required: bool, parse: impl FnOnce(&str) -> Result<T, String>) -> Option<T> {
         match self.object.get(field) {
             None if required => {
-                self.errors
-                    .insert(field.to_owned(), "is required".to_owned());
+                self.errors.insert(field.to_owned(), "is required".to_owned());
                 None
             }
             None => None,
@@ -303,8 +310,7 @@ impl<'a> Fields<'a> {
                 }
             },
             Some(_) => {
-                self.errors
-                    .insert(field.to_owned(), "must be a string".to_owned());
+                self.errors.insert(field.to_owned(), "must be a string".to_owned());
                 None
             }
         }
@@ -370,10 +376,7 @@ mod tests {
     fn names_are_trimmed_and_bounded_in_characters() {
         assert_eq!(UserName::parse("  Ada  ").expect("valid").as_str(), "Ada");
         assert!(UserName::parse("   ").is_err());
-        assert!(
-            UserName::parse(&"é".repeat(100)).is_ok(),
-            "100 two-byte characters fit"
-        );
+        assert!(UserName::parse(&"é".repeat(100)).is_ok(), "100 two-byte characters fit");
         assert!(UserName::parse(&"a".repeat(101)).is_err());
         assert!(UserName::parse("a\u{0}b").is_err());
     }
@@ -394,37 +397,24 @@ mod tests {
         ] {
             assert!(Email::parse(invalid).is_err(), "{invalid}");
         }
-        assert_eq!(
-            Email::parse("Ada@Example.COM").expect("valid").key(),
-            "ada@example.com"
-        );
+        assert_eq!(Email::parse("Ada@Example.COM").expect("valid").key(), "ada@example.com");
     }
 
     #[test]
     fn create_reports_every_bad_field_at_once() {
-        let errors =
-            NewUser::parse(&json!({"email": "nope", "role": "root", "extra": 1})).unwrap_err();
+        let errors = NewUser::parse(&json!({"email": "nope", "role": "root", "extra": 1})).unwrap_err();
         assert_eq!(errors["name"], "is required");
         assert_eq!(errors["email"], "is not a valid email address");
         assert!(errors["role"].contains("admin"));
         assert_eq!(errors["extra"], "unknown field");
-        let user =
-            NewUser::parse(&json!({"name": " Ada ", "email": "ada@example.com"})).expect("valid");
+        let user = NewUser::parse(&json!({"name": " Ada ", "email": "ada@example.com"})).expect("valid");
         assert_eq!(user.role, Role::User);
     }
 
     #[test]
     fn patch_needs_at_least_one_field() {
-        assert!(
-            UserPatch::parse(&json!({}))
-                .unwrap_err()
-                .contains_key("body")
-        );
-        assert!(
-            UserPatch::parse(&json!([]))
-                .unwrap_err()
-                .contains_key("body")
-        );
+        assert!(UserPatch::parse(&json!({})).unwrap_err().contains_key("body"));
+        assert!(UserPatch::parse(&json!([])).unwrap_err().contains_key("body"));
         let patch = UserPatch::parse(&json!({"role": "admin"})).expect("valid");
         assert_eq!(patch.role, Some(Role::Admin));
     }
@@ -434,6 +424,7 @@ mod tests {
         assert!(UserId::parse("legacy_42").is_some());
         assert!(UserId::parse("a/b").is_none());
         assert!(UserId::parse("").is_none());
+        assert!(UserId::parse("..").is_none());
         assert!(UserId::parse(&"x".repeat(65)).is_none());
     }
 }

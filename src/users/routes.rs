@@ -52,18 +52,11 @@ impl ListParams {
                 .parse::<usize>()
                 .ok()
                 .filter(|n| (1..=MAX_PAGE_SIZE).contains(n))
-                .ok_or_else(|| {
-                    ApiError::BadRequest(format!(
-                        "limit must be an integer from 1 to {MAX_PAGE_SIZE}"
-                    ))
-                })?,
+                .ok_or_else(|| ApiError::BadRequest(format!("limit must be an integer from 1 to {MAX_PAGE_SIZE}")))?,
         };
         let after = match self.cursor.as_deref() {
             None | Some("") => None,
-            Some(raw) => Some(
-                Cursor::decode(raw)
-                    .ok_or_else(|| ApiError::BadRequest("cursor is not valid".into()))?,
-            ),
+            Some(raw) => Some(Cursor::decode(raw).ok_or_else(|| ApiError::BadRequest("cursor is not valid".into()))?),
         };
         Ok(PageRequest { limit, after })
     }
@@ -100,29 +93,15 @@ pub async fn list_users(
     }))
 }
 
-pub async fn get_user(
-    State(store): State<SharedStore>,
-    Path(id): Path<String>,
-) -> Result<Json<User>, ApiError> {
+pub async fn get_user(State(store): State<SharedStore>, Path(id): Path<String>) -> Result<Json<User>, ApiError> {
     let id = parse_id(&id)?;
-    store
-        .get(&id)
-        .await?
-        .map(Json)
-        .ok_or(ApiError::UserNotFound)
+    store.get(&id).await?.map(Json).ok_or(ApiError::UserNotFound)
 }
 
 pub async fn create_user(
     State(store): State<SharedStore>,
     JsonBody(body): JsonBody<Value>,
-) -> Result<
-    (
-        StatusCode,
-        [(axum::http::HeaderName, String); 1],
-        Json<User>,
-    ),
-    ApiError,
-> {
+) -> Result<(StatusCode, [(axum::http::HeaderName, String); 1], Json<User>), ApiError> {
     let new_user = NewUser::parse(&body).map_err(ApiError::Validation)?;
     let user = User::create(new_user, OffsetDateTime::now_utc());
     store.create(&user).await?;
@@ -141,15 +120,10 @@ pub async fn update_user(
 ) -> Result<Json<User>, ApiError> {
     let id = parse_id(&id)?;
     let patch = UserPatch::parse(&body).map_err(ApiError::Validation)?;
-    Ok(Json(
-        store.update(&id, &patch, OffsetDateTime::now_utc()).await?,
-    ))
+    Ok(Json(store.update(&id, &patch, OffsetDateTime::now_utc()).await?))
 }
 
-pub async fn delete_user(
-    State(store): State<SharedStore>,
-    Path(id): Path<String>,
-) -> Result<StatusCode, ApiError> {
+pub async fn delete_user(State(store): State<SharedStore>, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
     let id = parse_id(&id)?;
     store.delete(&id).await?;
     tracing::info!(user_id = %id, "user deleted");

@@ -35,9 +35,7 @@ impl MemoryStore {
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
         // A panic while holding the lock cannot leave a half-applied change: every
         // operation checks before it mutates. So a poisoned lock is still consistent.
-        self.inner
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 
@@ -50,9 +48,7 @@ impl UserStore for MemoryStore {
             return Err(StoreError::EmailTaken);
         }
         inner.emails.insert(key, user.id.clone());
-        inner
-            .by_created
-            .insert((user.created_millis(), user.id.clone()));
+        inner.by_created.insert((user.created_millis(), user.id.clone()));
         inner.users.insert(user.id.clone(), user.clone());
         Ok(())
     }
@@ -61,12 +57,7 @@ impl UserStore for MemoryStore {
         Ok(self.lock().users.get(id).cloned())
     }
 
-    async fn update(
-        &self,
-        id: &UserId,
-        patch: &UserPatch,
-        now: OffsetDateTime,
-    ) -> Result<User, StoreError> {
+    async fn update(&self, id: &UserId, patch: &UserPatch, now: OffsetDateTime) -> Result<User, StoreError> {
         let mut inner = self.lock();
         let Some(current) = inner.users.get(id) else {
             return Err(StoreError::NotFound);
@@ -95,9 +86,7 @@ impl UserStore for MemoryStore {
         let Some(user) = inner.users.remove(id) else {
             return Err(StoreError::NotFound);
         };
-        inner
-            .by_created
-            .remove(&(user.created_millis(), id.clone()));
+        inner.by_created.remove(&(user.created_millis(), id.clone()));
         let key = user.email.key();
         if inner.emails.get(&key) == Some(id) {
             inner.emails.remove(&key);
@@ -119,11 +108,7 @@ impl UserStore for MemoryStore {
             .collect();
         let more = users.len() > page.limit;
         users.truncate(page.limit);
-        let next = if more {
-            users.last().map(Cursor::after)
-        } else {
-            None
-        };
+        let next = if more { users.last().map(Cursor::after) } else { None };
         Ok(Page {
             users,
             total: inner.users.len() as u64,

@@ -76,12 +76,7 @@ pub trait UserStore: Send + Sync + 'static {
     async fn create(&self, user: &User) -> Result<(), StoreError>;
     async fn get(&self, id: &UserId) -> Result<Option<User>, StoreError>;
     /// Applies `patch` atomically: the email index and the user change together or not at all.
-    async fn update(
-        &self,
-        id: &UserId,
-        patch: &UserPatch,
-        now: OffsetDateTime,
-    ) -> Result<User, StoreError>;
+    async fn update(&self, id: &UserId, patch: &UserPatch, now: OffsetDateTime) -> Result<User, StoreError>;
     async fn delete(&self, id: &UserId) -> Result<(), StoreError>;
     async fn list(&self, page: &PageRequest) -> Result<Page, StoreError>;
     async fn count(&self) -> Result<u64, StoreError>;

@@ -80,8 +80,8 @@ pub struct RedisStore {
 impl RedisStore {
     /// Connects lazily: the service starts (and reports not ready) even while Redis is down.
     pub fn connect(config: &RedisConfig, metrics: RedisMetrics) -> Result<Self, StoreError> {
-        let client = redis::Client::open(config.connection.clone())
-            .map_err(|err| StoreError::Unavailable(err.to_string()))?;
+        let client =
+            redis::Client::open(config.connection.clone()).map_err(|err| StoreError::Unavailable(err.to_string()))?;
         let manager_config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(config.command_timeout))
             .set_response_timeout(Some(config.command_timeout))
@@ -107,10 +107,7 @@ impl RedisStore {
         let result = tokio::time::timeout(self.timeout, operation).await;
         let (outcome, result) = match result {
             Ok(Ok(value)) => ("ok", Ok(value)),
-            Ok(Err(err)) => (
-                "error",
-                Err(StoreError::Unavailable(format!("redis {command}: {err}"))),
-            ),
+            Ok(Err(err)) => ("error", Err(StoreError::Unavailable(format!("redis {command}: {err}")))),
             Err(_) => (
                 "timeout",
                 Err(StoreError::Unavailable(format!(
@@ -141,11 +138,8 @@ impl RedisStore {
         cmd: &redis::Cmd,
     ) -> Result<T, StoreError> {
         let mut connection = self.connection();
-        self.timed(
-            command,
-            async move { cmd.query_async(&mut connection).await },
-        )
-        .await
+        self.timed(command, async move { cmd.query_async(&mut connection).await })
+            .await
     }
 
     pub(crate) async fn invoke<T: redis::FromRedisValue>(
@@ -154,10 +148,8 @@ impl RedisStore {
         invocation: redis::ScriptInvocation<'_>,
     ) -> Result<T, StoreError> {
         let mut connection = self.connection();
-        self.timed(command, async move {
-            invocation.invoke_async(&mut connection).await
-        })
-        .await
+        self.timed(command, async move { invocation.invoke_async(&mut connection).await })
+            .await
     }
 }
 
@@ -170,7 +162,7 @@ pub fn email_key(email_key: &str) -> String {
 }
 
 pub fn format_time(at: OffsetDateTime) -> String {
-    at.format(&Rfc3339).unwrap_or_default()
+    crate::users::model::format_timestamp(at)
 }
 
 #[async_trait::async_trait]
@@ -194,29 +186,19 @@ impl UserStore for RedisStore {
             1 => Ok(()),
             0 => Err(StoreError::EmailTaken),
             // A random UUID collided: vanishingly rare, and safe to report as a retryable failure.
-            _ => Err(StoreError::Unavailable(format!(
-                "user id {} already exists",
-                user.id
-            ))),
+            _ => Err(StoreError::Unavailable(format!("user id {} already exists", user.id))),
         }
     }
 
     async fn get(&self, id: &UserId) -> Result<Option<User>, StoreError> {
-        let fields: HashMap<String, String> = self
-            .query("get", redis::cmd("HGETALL").arg(user_key(id)))
-            .await?;
+        let fields: HashMap<String, String> = self.query("get", redis::cmd("HGETALL").arg(user_key(id))).await?;
         if fields.is_empty() {
             return Ok(None);
         }
         user_from_fields(&fields).map(Some)
     }
 
-    async fn update(
-        &self,
-        id: &UserId,
-        patch: &UserPatch,
-        now: OffsetDateTime,
-    ) -> Result<User, StoreError> {
+    async fn update(&self, id: &UserId, patch: &UserPatch, now: OffsetDateTime) -> Result<User, StoreError> {
         let new_key = patch.email.as_ref().map(Email::key).unwrap_or_default();
         let index_key = if new_key.is_empty() {
             String::new()
@@ -239,9 +221,7 @@ impl UserStore for RedisStore {
             Some("ok") => user_from_fields(&pairs(&reply[1..])),
             Some("not_found") => Err(StoreError::NotFound),
             Some("email_taken") => Err(StoreError::EmailTaken),
-            other => Err(StoreError::Unavailable(format!(
-                "unexpected update reply {other:?}"
-            ))),
+            other => Err(StoreError::Unavailable(format!("unexpected update reply {other:?}"))),
         }
     }
 
@@ -260,10 +240,7 @@ impl UserStore for RedisStore {
 
     async fn list(&self, page: &PageRequest) -> Result<Page, StoreError> {
         let (millis, id) = match &page.after {
-            Some(cursor) => (
-                cursor.created_millis.to_string(),
-                cursor.id.as_str().to_owned(),
-            ),
+            Some(cursor) => (cursor.created_millis.to_string(), cursor.id.as_str().to_owned()),
             None => (String::new(), String::new()),
         };
         let mut invocation = self.scripts.list.prepare_invoke();
@@ -276,29 +253,23 @@ impl UserStore for RedisStore {
         let reply: Vec<Value> = self.invoke("list", invocation).await?;
         let mut items = reply.into_iter();
         let total: u64 = match items.next() {
-            Some(value) => redis::from_redis_value(value)
-                .map_err(|err| StoreError::Unavailable(err.to_string()))?,
+            Some(value) => redis::from_redis_value(value).map_err(|err| StoreError::Unavailable(err.to_string()))?,
             None => return Err(StoreError::Unavailable("empty list reply".into())),
         };
         let mut users = Vec::with_capacity(page.limit.min(items.len()));
         for item in items {
-            let flat: Vec<String> = redis::from_redis_value(item)
-                .map_err(|err| StoreError::Unavailable(err.to_string()))?;
+            let flat: Vec<String> =
+                redis::from_redis_value(item).map_err(|err| StoreError::Unavailable(err.to_string()))?;
             users.push(user_from_fields(&pairs(&flat))?);
         }
         let more = users.len() > page.limit;
         users.truncate(page.limit);
-        let next = if more {
-            users.last().map(Cursor::after)
-        } else {
-            None
-        };
+        let next = if more { users.last().map(Cursor::after) } else { None };
         Ok(Page { users, total, next })
     }
 
     async fn count(&self) -> Result<u64, StoreError> {
-        self.query("count", redis::cmd("ZCARD").arg(BY_CREATED_KEY))
-            .await
+        self.query("count", redis::cmd("ZCARD").arg(BY_CREATED_KEY)).await
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
@@ -320,11 +291,9 @@ fn pairs(flat: &[String]) -> HashMap<String, String> {
 /// Rebuilds a user from its hash. Stored data was validated on the way in, so a failure here
 /// means someone edited Redis by hand: reported as unavailable (logged), never half-shown.
 fn user_from_fields(fields: &HashMap<String, String>) -> Result<User, StoreError> {
-    let corrupt =
-        |field: &str| StoreError::Unavailable(format!("stored user has an invalid {field}"));
+    let corrupt = |field: &str| StoreError::Unavailable(format!("stored user has an invalid {field}"));
     let get = |field: &str| fields.get(field).ok_or_else(|| corrupt(field));
-    let time =
-        |field: &str| OffsetDateTime::parse(get(field)?, &Rfc3339).map_err(|_| corrupt(field));
+    let time = |field: &str| OffsetDateTime::parse(get(field)?, &Rfc3339).map_err(|_| corrupt(field));
     Ok(User {
         id: UserId::parse(get("id")?).ok_or_else(|| corrupt("id"))?,
         // Migrated records keep what the old service stored, even where today's rules are stricter.

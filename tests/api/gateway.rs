@@ -1,0 +1,353 @@
+//! The gateway in process: forwarding, header handling, upstream failures, shedding, OpenAPI.
+
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use axum::{Json, Router, http::HeaderMap, routing::get};
+use serde_json::{Value, json};
+use tokio::sync::Notify;
+use users_platform::{gateway, http::shutdown::Shutdown};
+
+use crate::helpers::{Backend, Stack, client, free_port, gateway_config, serve};
+
+#[tokio::test]
+async fn forwards_the_whole_api_to_the_user_service() {
+    for backend in [Backend::Memory, Backend::Redis] {
+        let stack = Stack::start(backend).await;
+        let http = client();
+        let created = http
+            .post(stack.api("/users"))
+            .json(&json!({"name": "Ada", "email": "ada@example.com"}))
+            .send()
+            .await
+            .expect("post");
+        assert_eq!(created.status(), 201);
+        assert!(
+            created.headers()["location"]
+                .to_str()
+                .expect("ascii")
+                .starts_with("/users/")
+        );
+        let user: Value = created.json().await.expect("json");
+        let path = format!("/users/{}", user["id"].as_str().expect("id"));
+
+        let fetched: Value = http
+            .get(stack.api(&path))
+            .send()
+            .await
+            .expect("get")
+            .json()
+            .await
+            .expect("json");
+        assert_eq!(fetched, user);
+        let patched = http
+            .patch(stack.api(&path))
+            .json(&json!({"role": "admin"}))
+            .send()
+            .await
+            .expect("patch");
+        assert_eq!(patched.status(), 200);
+        let list: Value = http
+            .get(stack.api("/users?limit=10"))
+            .send()
+            .await
+            .expect("list")
+            .json()
+            .await
+            .expect("json");
+        assert_eq!(list["total"], 1);
+        assert_eq!(list["data"][0]["role"], "admin");
+        let conflict = http
+            .post(stack.api("/users"))
+            .json(&json!({"name": "B", "email": "ADA@example.com"}))
+            .send()
+            .await
+            .expect("post");
+        assert_eq!(conflict.status(), 409);
+        let bad = http.get(stack.api("/users?limit=5000")).send().await.expect("list");
+        assert_eq!(bad.status(), 400);
+        let deleted = http.delete(stack.api(&path)).send().await.expect("delete");
+        assert_eq!(deleted.status(), 204);
+        assert_eq!(http.get(stack.api(&path)).send().await.expect("get").status(), 404);
+        let unsupported = http.post(stack.api("/users")).body("x").send().await.expect("post");
+        assert_eq!(unsupported.status(), 415);
+        let too_large = http
+            .post(stack.api("/users"))
+            .header("content-type", "application/json")
+            .body(vec![b' '; 100_000])
+            .send()
+            .await
+            .expect("post");
+        assert_eq!(too_large.status(), 413);
+        assert_eq!(
+            too_large.json::<Value>().await.expect("json"),
+            json!({"error": "request body too large"})
+        );
+    }
+}
+
+/// An upstream that answers with the headers it received.
+async fn echo_upstream() -> crate::helpers::Served {
+    let router = Router::new().route(
+        "/users",
+        get(|headers: HeaderMap| async move {
+            let received: serde_json::Map<String, Value> = headers
+                .iter()
+                .map(|(k, v)| (k.to_string(), Value::String(v.to_str().unwrap_or("").to_owned())))
+                .collect();
+            (
+                [("connection", "keep-alive"), ("x-upstream", "yes")],
+                Json(Value::Object(received)),
+            )
+        }),
+    );
+    serve(router, Shutdown::new()).await
+}
+
+#[tokio::test]
+async fn propagates_request_id_and_trace_and_strips_hop_by_hop_headers() {
+    let upstream = echo_upstream().await;
+    let app = gateway::build(
+        &gateway_config(&upstream.url(""), Duration::from_secs(2), 64),
+        Shutdown::new(),
+    );
+    let gateway = serve(app.router, Shutdown::new()).await;
+    let response = client()
+        .get(gateway.url("/api/users"))
+        .header("x-request-id", "trace-me-1")
+        .header("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
+        .header("proxy-authorization", "Basic c2VjcmV0")
+        .header("te", "trailers")
+        .header("x-custom", "kept")
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(response.headers()["x-request-id"], "trace-me-1");
+    assert_eq!(
+        response.headers()["x-upstream"],
+        "yes",
+        "end-to-end response headers pass through"
+    );
+    let received: Value = response.json().await.expect("json");
+    assert_eq!(received["x-request-id"], "trace-me-1");
+    assert_eq!(received["x-custom"], "kept");
+    assert!(received.get("proxy-authorization").is_none());
+    assert!(received.get("te").is_none());
+    let traceparent = received["traceparent"].as_str().expect("traceparent forwarded");
+    assert!(traceparent.starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-"));
+    assert!(
+        !traceparent.contains("00f067aa0ba902b7"),
+        "the gateway is the new parent"
+    );
+    assert_eq!(received["host"], upstream.addr.to_string());
+
+    let fresh: Value = client()
+        .get(gateway.url("/api/users"))
+        .send()
+        .await
+        .expect("get")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(fresh["traceparent"].as_str().expect("created when absent").len(), 55);
+}
+
+#[tokio::test]
+async fn unreachable_upstream_is_a_fast_502_and_not_ready() {
+    let dead = format!("http://127.0.0.1:{}", free_port());
+    let app = gateway::build(&gateway_config(&dead, Duration::from_secs(2), 64), Shutdown::new());
+    let registry = app.registry.clone();
+    let gateway = serve(app.router, Shutdown::new()).await;
+    let http = client();
+    let started = Instant::now();
+    let response = http.get(gateway.url("/api/users/abc")).send().await.expect("get");
+    assert_eq!(response.status(), 502);
+    assert_eq!(
+        response.json::<Value>().await.expect("json"),
+        json!({"error": "upstream unavailable"})
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "took {:?}",
+        started.elapsed()
+    );
+    let post = http
+        .post(gateway.url("/api/users"))
+        .json(&json!({"name": "a", "email": "a@b.co"}))
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(post.status(), 502);
+
+    let ready = http.get(gateway.url("/health/ready")).send().await.expect("ready");
+    assert_eq!(ready.status(), 503);
+    assert_eq!(
+        ready.json::<Value>().await.expect("json"),
+        json!({"error": "not ready", "details": {"userService": "down"}})
+    );
+    assert_eq!(
+        http.get(gateway.url("/health/live"))
+            .send()
+            .await
+            .expect("live")
+            .status(),
+        200
+    );
+
+    let metrics = users_platform::telemetry::metrics::encode(&registry);
+    assert!(
+        metrics.contains("upstream_retries_total 2"),
+        "the GET was retried twice, the POST never:\n{metrics}"
+    );
+    assert!(
+        metrics.contains(
+            r#"upstream_request_duration_seconds_count{method="GET",outcome="error",route="/api/users/{id}"} 1"#
+        ),
+        "{metrics}"
+    );
+}
+
+/// An upstream whose `/users` answers only when released.
+async fn stalled_upstream(release: Arc<Notify>) -> crate::helpers::Served {
+    let router = Router::new()
+        .route(
+            "/users",
+            get(move || {
+                let release = release.clone();
+                async move {
+                    release.notified().await;
+                    Json(json!({"data": [], "total": 0, "next_cursor": null}))
+                }
+            }),
+        )
+        .route("/health/live", get(|| async { Json(json!({"status": "alive"})) }));
+    serve(router, Shutdown::new()).await
+}
+
+#[tokio::test]
+async fn slow_upstream_is_a_504_at_the_deadline() {
+    let upstream = stalled_upstream(Arc::new(Notify::new())).await;
+    let app = gateway::build(
+        &gateway_config(&upstream.url(""), Duration::from_millis(300), 64),
+        Shutdown::new(),
+    );
+    let gateway = serve(app.router, Shutdown::new()).await;
+    let started = Instant::now();
+    let response = client().get(gateway.url("/api/users")).send().await.expect("get");
+    let elapsed = started.elapsed();
+    assert_eq!(response.status(), 504);
+    assert_eq!(
+        response.json::<Value>().await.expect("json"),
+        json!({"error": "upstream timed out"})
+    );
+    assert!(
+        elapsed >= Duration::from_millis(300) && elapsed < Duration::from_millis(1500),
+        "{elapsed:?}"
+    );
+}
+
+#[tokio::test]
+async fn over_the_concurrency_limit_requests_are_shed_but_probes_answer() {
+    let release = Arc::new(Notify::new());
+    let upstream = stalled_upstream(release.clone()).await;
+    let app = gateway::build(
+        &gateway_config(&upstream.url(""), Duration::from_secs(5), 2),
+        Shutdown::new(),
+    );
+    let registry = app.registry.clone();
+    let gateway = serve(app.router, Shutdown::new()).await;
+    let http = client();
+    let url = gateway.url("/api/users");
+    let in_flight: Vec<_> = (0..2).map(|_| tokio::spawn(http.get(&url).send())).collect();
+    let metrics_url = gateway.url("/metrics");
+    crate::helpers::eventually(Duration::from_secs(5), "two requests in flight", || {
+        let http = http.clone();
+        let metrics_url = metrics_url.clone();
+        async move {
+            http.get(&metrics_url)
+                .send()
+                .await
+                .expect("metrics")
+                .text()
+                .await
+                .expect("text")
+                .contains("http_requests_in_flight 3")
+        }
+    })
+    .await;
+    let shed = http.get(&url).send().await.expect("get");
+    assert_eq!(shed.status(), 503);
+    assert_eq!(shed.headers()["retry-after"], "1");
+    assert_eq!(
+        shed.json::<Value>().await.expect("json"),
+        json!({"error": "service overloaded, retry later"})
+    );
+    assert_eq!(
+        http.get(gateway.url("/health/live"))
+            .send()
+            .await
+            .expect("live")
+            .status(),
+        200
+    );
+    assert_eq!(
+        http.get(gateway.url("/health/ready"))
+            .send()
+            .await
+            .expect("ready")
+            .status(),
+        200
+    );
+    release.notify_waiters();
+    for request in in_flight {
+        assert_eq!(request.await.expect("task").expect("response").status(), 200);
+    }
+    assert!(users_platform::telemetry::metrics::encode(&registry).contains("http_requests_shed_total 1"));
+}
+
+#[tokio::test]
+async fn openapi_document_describes_every_public_operation() {
+    let stack = Stack::start(Backend::Memory).await;
+    let doc: Value = client()
+        .get(stack.gateway.url("/openapi.json"))
+        .send()
+        .await
+        .expect("get")
+        .json()
+        .await
+        .expect("json");
+    assert!(doc["openapi"].as_str().expect("version").starts_with("3."));
+    let paths = doc["paths"].as_object().expect("paths");
+    for (path, methods) in [
+        ("/api/users", &["get", "post"][..]),
+        ("/api/users/{id}", &["get", "patch", "delete"][..]),
+        ("/health/ready", &["get"][..]),
+    ] {
+        for method in methods {
+            assert!(paths[path][method].is_object(), "{method} {path} is documented");
+        }
+    }
+    let post = &paths["/api/users"]["post"]["responses"];
+    for status in ["201", "400", "409", "413", "415", "422", "502", "503", "504"] {
+        assert!(post[status].is_object(), "POST documents {status}");
+    }
+    assert!(doc["components"]["schemas"]["User"]["properties"]["createdAt"].is_object());
+}
+
+#[tokio::test]
+async fn draining_gateway_is_unready_but_still_serves() {
+    let stack = Stack::start(Backend::Memory).await;
+    stack.gateway.shutdown.start_draining();
+    let http = client();
+    assert_eq!(
+        http.get(stack.gateway.url("/health/ready"))
+            .send()
+            .await
+            .expect("ready")
+            .status(),
+        503
+    );
+    assert_eq!(http.get(stack.api("/users")).send().await.expect("list").status(), 200);
+}

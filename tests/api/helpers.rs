@@ -1,0 +1,419 @@
+//! Test fixtures: a real `redis-server` per test, apps served in-process on ephemeral ports,
+//! and the built binary run as a real process. Everything listens on 127.0.0.1 and every wait
+//! is a bounded readiness poll, never a fixed sleep.
+
+use std::{
+    net::{SocketAddr, TcpListener as StdListener},
+    path::PathBuf,
+    process::{Child, Command, ExitStatus, Stdio},
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use users_platform::{
+    config::{GatewayConfig, RedisConfig, ServerConfig, ShutdownConfig, UpstreamConfig},
+    gateway,
+    http::{server, shutdown::Shutdown},
+    telemetry::metrics,
+    users::{
+        self, AppSettings,
+        store::{MemoryStore, RedisStore, UserStore, redis::RedisMetrics},
+    },
+};
+
+pub const PASSWORD: &str = "s3cret-test-password";
+
+/// Polls `check` until it returns true or `within` passes.
+pub async fn eventually<F, Fut>(within: Duration, what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + within;
+    loop {
+        if check().await {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {within:?} waiting for: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+pub fn free_port() -> u16 {
+    StdListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// A `redis-server` owned by one test: own port, own directory, append-only file on, password on.
+pub struct RedisServer {
+    pub port: u16,
+    dir: tempdir::TempDir,
+    child: Option<Child>,
+}
+
+impl RedisServer {
+    pub fn start() -> Self {
+        let mut server = Self {
+            port: free_port(),
+            dir: tempdir::TempDir::new("redis"),
+            child: None,
+        };
+        server.spawn();
+        server
+    }
+
+    fn spawn(&mut self) {
+        let child = Command::new("redis-server")
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1", "--save", ""])
+            .args(["--appendonly", "yes", "--appendfsync", "always"])
+            .args(["--requirepass", PASSWORD])
+            .arg("--dir")
+            .arg(self.dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server on PATH (scripts/check installs it)");
+        self.child = Some(child);
+        let started = Instant::now();
+        while !self.answers_ping() {
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "redis-server did not start"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    fn answers_ping(&self) -> bool {
+        let Ok(client) = redis::Client::open(self.url()) else {
+            return false;
+        };
+        let Ok(mut conn) = client.get_connection_with_timeout(Duration::from_millis(200)) else {
+            return false;
+        };
+        redis::cmd("PING").query::<String>(&mut conn).is_ok()
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://:{PASSWORD}@127.0.0.1:{}/0", self.port)
+    }
+
+    /// The URL without the password, as deployments pass it (password from a file).
+    pub fn url_without_password(&self) -> String {
+        format!("redis://127.0.0.1:{}/0", self.port)
+    }
+
+    pub fn config(&self, command_timeout: Duration) -> RedisConfig {
+        use redis::IntoConnectionInfo;
+        RedisConfig {
+            connection: self.url().into_connection_info().expect("valid url"),
+            command_timeout,
+            redacted_url: self.url_without_password(),
+        }
+    }
+
+    pub fn connection(&self) -> redis::Connection {
+        redis::Client::open(self.url())
+            .and_then(|c| c.get_connection_with_timeout(Duration::from_secs(2)))
+            .expect("test connection to redis")
+    }
+
+    fn signal(&self, signal: i32) {
+        let pid = self.child.as_ref().expect("running").id() as i32;
+        // SAFETY: kill(2) on a child we own.
+        assert_eq!(unsafe { libc::kill(pid, signal) }, 0, "kill({pid}, {signal})");
+    }
+
+    /// Freezes the server: connections stay open but nothing answers (SIGSTOP).
+    pub fn pause(&self) {
+        self.signal(libc::SIGSTOP);
+    }
+
+    pub fn resume(&self) {
+        self.signal(libc::SIGCONT);
+    }
+
+    /// Kills the server abruptly (SIGKILL), as a crashed node would.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts again on the same port and directory, so it replays its append-only file.
+    pub fn restart(&mut self) {
+        self.kill();
+        self.spawn();
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        if let Some(child) = &self.child {
+            // A stopped (paused) server dies on SIGKILL too; continuing it first is harmless
+            // and makes the teardown independent of what the test left it in.
+            // SAFETY: kill(2) on a child we own.
+            unsafe { libc::kill(child.id() as i32, libc::SIGCONT) };
+        }
+        self.kill();
+    }
+}
+
+/// A minimal temporary directory (no extra crate): removed on drop.
+pub mod tempdir {
+    use std::path::{Path, PathBuf};
+
+    pub struct TempDir(PathBuf);
+
+    impl TempDir {
+        pub fn new(prefix: &str) -> Self {
+            let path = std::env::temp_dir().join(format!("users-platform-{prefix}-{}", uuid::Uuid::new_v4()));
+            std::fs::create_dir_all(&path).expect("create temp dir");
+            Self(path)
+        }
+
+        pub fn path(&self) -> &Path {
+            &self.0
+        }
+    }
+
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    impl AsRef<Path> for TempDir {
+        fn as_ref(&self) -> &Path {
+            &self.0
+        }
+    }
+}
+
+pub fn settings() -> AppSettings {
+    AppSettings {
+        max_concurrent_requests: 512,
+        request_timeout: Duration::from_secs(10),
+    }
+}
+
+/// Which store a test runs against.
+#[derive(Debug, Clone, Copy)]
+pub enum Backend {
+    Memory,
+    Redis,
+}
+
+/// A user-service app (not served) on the chosen store; keep `_redis` alive with it.
+pub struct UserServiceUnderTest {
+    pub app: users::UserServiceApp,
+    pub redis: Option<RedisServer>,
+    pub shutdown: Shutdown,
+}
+
+pub async fn user_service(backend: Backend) -> UserServiceUnderTest {
+    let shutdown = Shutdown::new();
+    let registry = metrics::new_registry();
+    let (store, redis_server): (Arc<dyn UserStore>, _) = match backend {
+        Backend::Memory => (Arc::new(MemoryStore::new()), None),
+        Backend::Redis => {
+            let server = RedisServer::start();
+            let store = RedisStore::connect(
+                &server.config(Duration::from_millis(500)),
+                RedisMetrics::register(&registry),
+            )
+            .expect("store");
+            (Arc::new(store), Some(server))
+        }
+    };
+    let app = users::build_with_store(store, registry, &settings(), shutdown.clone());
+    app.started.store(true, std::sync::atomic::Ordering::Release);
+    UserServiceUnderTest {
+        app,
+        redis: redis_server,
+        shutdown,
+    }
+}
+
+/// A router served on an ephemeral loopback port until the handle is dropped.
+pub struct Served {
+    pub addr: SocketAddr,
+    pub shutdown: Shutdown,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Served {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+pub async fn serve(router: axum::Router, shutdown: Shutdown) -> Served {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let config = ShutdownConfig {
+        drain: Duration::ZERO,
+        timeout: Duration::from_secs(5),
+    };
+    let stop = shutdown.clone();
+    let task = tokio::spawn(async move {
+        let _ = server::serve(listener, router, stop, config).await;
+    });
+    Served { addr, shutdown, task }
+}
+
+pub fn gateway_config(upstream: &str, timeout: Duration, max_concurrent_requests: usize) -> GatewayConfig {
+    GatewayConfig {
+        server: ServerConfig {
+            port: 0,
+            shutdown: ShutdownConfig {
+                drain: Duration::ZERO,
+                timeout: Duration::from_secs(5),
+            },
+            max_concurrent_requests,
+            request_timeout: Duration::from_secs(10),
+        },
+        upstream: UpstreamConfig {
+            base_url: upstream.parse().expect("upstream url"),
+            timeout,
+            connect_timeout: Duration::from_millis(200),
+        },
+    }
+}
+
+/// Gateway and user-service served in-process, as `all` mode runs them.
+pub struct Stack {
+    pub gateway: Served,
+    pub users: Served,
+    pub user_service: UserServiceUnderTest,
+    pub gateway_registry: prometheus::Registry,
+}
+
+impl Stack {
+    pub async fn start(backend: Backend) -> Self {
+        let user_service = user_service(backend).await;
+        let users = serve(user_service.app.router.clone(), user_service.shutdown.clone()).await;
+        let shutdown = Shutdown::new();
+        let app = gateway::build(
+            &gateway_config(&users.url(""), Duration::from_secs(2), 512),
+            shutdown.clone(),
+        );
+        let gateway = serve(app.router, shutdown).await;
+        Self {
+            gateway,
+            users,
+            user_service,
+            gateway_registry: app.registry,
+        }
+    }
+
+    pub fn api(&self, path: &str) -> String {
+        self.gateway.url(&format!("/api{path}"))
+    }
+}
+
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .pool_max_idle_per_host(64)
+        .build()
+        .expect("http client")
+}
+
+/// The built binary as a real process, its stdout captured to a file for log assertions.
+pub struct Process {
+    child: Child,
+    pub log: PathBuf,
+    _dir: tempdir::TempDir,
+}
+
+impl Process {
+    pub fn spawn(args: &[&str], env: &[(&str, String)]) -> Self {
+        let dir = tempdir::TempDir::new("proc");
+        let log = dir.path().join("stdout.log");
+        let stdout = std::fs::File::create(&log).expect("log file");
+        let mut command = Command::new(env!("CARGO_BIN_EXE_users-platform"));
+        command
+            .args(args)
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default());
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        let child = command
+            .stdout(stdout)
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn binary");
+        Self { child, log, _dir: dir }
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
+    pub fn signal(&self, signal: i32) {
+        // SAFETY: kill(2) on a child we own.
+        assert_eq!(unsafe { libc::kill(self.pid(), signal) }, 0);
+    }
+
+    /// Waits for exit without blocking the runtime's other tasks.
+    pub async fn wait_exit(&mut self, within: Duration) -> ExitStatus {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "process did not exit within {within:?}");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    pub fn log_lines(&self) -> Vec<serde_json::Value> {
+        std::fs::read_to_string(&self.log)
+            .unwrap_or_default()
+            .lines()
+            .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("log line is not JSON ({e}): {line}")))
+            .collect()
+    }
+
+    /// RSS in KiB from /proc.
+    pub fn rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap_or_default();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or(0)
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Waits until `url` answers 200.
+pub async fn wait_ready(client: &reqwest::Client, url: &str, within: Duration) {
+    let url = url.to_owned();
+    eventually(within, &format!("{url} to answer 200"), || {
+        let client = client.clone();
+        let url = url.clone();
+        async move { client.get(&url).send().await.is_ok_and(|r| r.status() == 200) }
+    })
+    .await;
+}

@@ -1,0 +1,21 @@
+//! One test binary (faster to link than one per file) with shared helpers.
+
+mod helpers;
+
+/// Runs each listed test against the memory store and against a real Redis.
+macro_rules! on_both_stores {
+    ($($name:ident),* $(,)?) => {
+        mod memory {
+            $( #[tokio::test] async fn $name() { super::$name(crate::helpers::Backend::Memory).await } )*
+        }
+        mod redis {
+            $( #[tokio::test] async fn $name() { super::$name(crate::helpers::Backend::Redis).await } )*
+        }
+    };
+}
+
+mod gateway;
+mod process;
+mod props;
+mod store_contract;
+mod user_service;
