@@ -1,0 +1,106 @@
+# Everything the flake exposes for one system. flake.nix calls this once per system.
+{ system, nixpkgs, crane, rust-overlay, kubenix, advisory-db }:
+let
+  pkgs = import nixpkgs {
+    inherit system;
+    overlays = [ rust-overlay.overlays.default ];
+  };
+  inherit (pkgs) lib;
+
+  # x86_64-unknown-linux-musl or aarch64-unknown-linux-musl: the binary is linked
+  # statically against musl, so the images need nothing but the binary itself.
+  muslTarget = "${pkgs.stdenv.hostPlatform.parsed.cpu.name}-unknown-linux-musl";
+
+  # Pinned through rust-overlay's lock entry. The minimal profile plus clippy and
+  # rustfmt avoids downloading the offline docs in CI.
+  craneLib = (crane.mkLib pkgs).overrideToolchain (p:
+    p.rust-bin.stable.latest.minimal.override {
+      extensions = [ "clippy" "rustfmt" ];
+      targets = [ muslTarget ];
+    });
+
+  # Same toolchain with rust-src and rust-analyzer, for the dev shell only.
+  devToolchain = pkgs.rust-bin.stable.latest.minimal.override {
+    extensions = [ "clippy" "rustfmt" "rust-src" "rust-analyzer" ];
+    targets = [ muslTarget ];
+  };
+
+  python = pkgs.python3.withPackages (ps: [ ps.pyyaml ]);
+
+  # promtool lives in the `cli` output of nixpkgs' prometheus.
+  promtool = pkgs.prometheus.cli or pkgs.prometheus;
+
+  rust = import ./package.nix { inherit lib craneLib muslTarget; };
+
+  images = import ./images.nix {
+    inherit lib;
+    inherit (pkgs) dockerTools redis linkFarm;
+    inherit (rust) users-platform;
+  };
+
+  manifests = import ./manifests.nix {
+    inherit lib pkgs python kubenix images;
+  };
+
+  apps = import ./apps.nix {
+    inherit lib pkgs python nixpkgs kubenix images manifests;
+  };
+
+  checks = import ./checks.nix {
+    inherit lib pkgs craneLib rust images manifests apps promtool python advisory-db;
+  };
+
+  formatter = pkgs.writeShellApplication {
+    name = "nix-fmt";
+    runtimeInputs = [ pkgs.nixpkgs-fmt pkgs.git pkgs.findutils ];
+    text = builtins.readFile ./fmt.sh;
+  };
+in
+{
+  packages = {
+    inherit (rust) users-platform;
+    default = rust.users-platform;
+    api-gateway-image = images.api-gateway;
+    user-service-image = images.user-service;
+    redis-image = images.redis;
+    images = images.all;
+    manifests-dev = manifests.dev;
+    manifests-prod = manifests.prod;
+  };
+
+  inherit checks formatter;
+
+  apps = lib.mapAttrs
+    (_name: drv: {
+      type = "app";
+      program = lib.getExe drv;
+      meta.description = drv.meta.description;
+    })
+    apps;
+
+  devShells.default = (craneLib.overrideToolchain devToolchain).devShell {
+    packages = [
+      pkgs.cargo-nextest
+      pkgs.cargo-audit
+      pkgs.redis
+      pkgs.kind
+      pkgs.kubectl
+      pkgs.skopeo
+      promtool
+      pkgs.nixpkgs-fmt
+      pkgs.deadnix
+      pkgs.shellcheck
+      pkgs.jq
+      python
+    ];
+    # Plain `cargo build` stays a fast glibc debug build; with `--target <musl
+    # triple>` the shell links statically, exactly like the Nix package.
+    "CARGO_TARGET_${lib.toUpper (builtins.replaceStrings [ "-" ] [ "_" ] muslTarget)}_RUSTFLAGS" =
+      "-C target-feature=+crt-static";
+  };
+
+  legacyPackages = {
+    inherit muslTarget;
+    inherit (manifests) imageRefs;
+  };
+}

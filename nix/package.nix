@@ -1,0 +1,52 @@
+# The users-platform binary, built with crane as a static musl executable.
+{ lib, craneLib, muslTarget }:
+let
+  root = ../.;
+
+  # Everything cargo needs and nothing else, so editing docs, k8s or nix files does
+  # not rebuild the crate: every *.rs and *.toml file plus Cargo.lock (crane's
+  # common set), and src/ and tests/ in full for include_str! data and fixtures.
+  src = lib.fileset.toSource {
+    inherit root;
+    fileset = lib.fileset.unions [
+      (craneLib.fileset.commonCargoSources root)
+      (lib.fileset.maybeMissing ../src)
+      (lib.fileset.maybeMissing ../tests)
+    ];
+  };
+
+  crate = craneLib.crateNameFromCargoToml { cargoToml = ../Cargo.toml; };
+
+  # Shared by every derivation below, so they all reuse one dependency build.
+  commonArgs = {
+    inherit src;
+    inherit (crate) pname version;
+    strictDeps = true;
+
+    # crane's cross-musl recipe: build for the musl target of this machine and
+    # link the C runtime statically. Host artifacts (build scripts, proc
+    # macros) are unaffected because the target is explicit.
+    CARGO_BUILD_TARGET = muslTarget;
+    CARGO_BUILD_RUSTFLAGS = "-C target-feature=+crt-static";
+  };
+
+  # Dependencies only, built once in release mode and shared by the package,
+  # clippy and nextest.
+  cargoArtifacts = craneLib.buildDepsOnly commonArgs;
+
+  users-platform = craneLib.buildPackage (commonArgs // {
+    inherit cargoArtifacts;
+    # The test suite runs once, in checks.nextest (it needs redis-server).
+    doCheck = false;
+    meta = {
+      description = "User-management API: api-gateway and user-service in one static binary";
+      homepage = "https://github.com/users-platform/users-platform";
+      license = lib.licenses.mit;
+      mainProgram = "users-platform";
+      platforms = lib.platforms.linux;
+    };
+  });
+in
+{
+  inherit src commonArgs cargoArtifacts users-platform;
+}
