@@ -1,0 +1,31 @@
+# prod: only what differs from the defaults in ../options.nix.
+{
+  usersPlatform = {
+    spread = true;
+
+    apps = {
+      api-gateway = {
+        minReplicas = 3;
+        maxReplicas = 10;
+        resources = { cpuRequest = "100m"; cpuLimit = "1"; memoryRequest = "32Mi"; memoryLimit = "64Mi"; };
+      };
+      user-service = {
+        minReplicas = 3;
+        maxReplicas = 10;
+        resources = { cpuRequest = "100m"; cpuLimit = "1"; memoryRequest = "32Mi"; memoryLimit = "64Mi"; };
+      };
+    };
+
+    redis = {
+      persistence = { enable = true; size = "10Gi"; };
+      resources = { cpuRequest = "250m"; cpuLimit = "1"; memoryRequest = "512Mi"; memoryLimit = "512Mi"; };
+      maxmemoryMb = 256;
+    };
+
+    monitoring.enable = true;
+    externalSecret = {
+      enable = true;
+      remoteKey = "users-platform/prod/redis";
+    };
+  };
+}

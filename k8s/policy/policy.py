@@ -1,0 +1,1102 @@
+#!/usr/bin/env python3
+"""users-platform manifest policy engine.
+
+Checks what kube-score, kube-linter and Polaris would catch and checkov does not, across the
+whole set of objects (cross-object rules need the full set).
+
+Usage:
+    python3 k8s/policy/policy.py [--json] FILE_OR_DIR...
+
+Directories contribute every *.yaml / *.yml inside (non-recursive). Output: one finding a line,
+    <rule-id> <file> <Kind>/<namespace>/<name>: <message>
+(<namespace> is "-" for cluster-scoped objects), or with --json one JSON object a line with keys
+rule, file, object, message. Exit status: 1 if any finding, 0 if none, 2 on usage/parse errors.
+
+A rule is skipped for one object with the annotation
+    users-platform.dev/policy-skip.<rule-id>: "<reason>"
+on that object's metadata; the reason is mandatory. Skips are reported as notes on stderr.
+Only Python 3.11 and PyYAML are needed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import json
+import math
+import re
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator
+from urllib.parse import urlsplit
+
+import yaml
+
+SKIP_PREFIX = "users-platform.dev/policy-skip."
+
+WORKLOAD_KINDS = ("Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job", "CronJob", "Pod")
+SELECTOR_KINDS = ("Deployment", "StatefulSet", "DaemonSet", "ReplicaSet")
+SCALABLE_KINDS = ("Deployment", "StatefulSet", "ReplicaSet")
+CLUSTER_SCOPED = {
+    "Namespace", "Node", "PersistentVolume", "ClusterRole", "ClusterRoleBinding", "StorageClass",
+    "CustomResourceDefinition", "PriorityClass", "IngressClass", "ClusterSecretStore", "ClusterIssuer",
+    "MutatingWebhookConfiguration", "ValidatingWebhookConfiguration", "APIService", "RuntimeClass",
+}
+
+CREDENTIAL_NAME = re.compile(r"password|passwd|secret|token|apikey|api_key|credential", re.IGNORECASE)
+URL_WITH_PASSWORD = re.compile(r"[a-z][a-z0-9+.-]*://[^/\s:@]*:[^/\s@]+@", re.IGNORECASE)
+REQUIREPASS_LINE = re.compile(r"^\s*requirepass\s+\S", re.MULTILINE)
+INCLUDE_LINE = re.compile(r"^\s*include\s+(\S+)", re.MULTILINE)
+URL_VALUE = re.compile(r"^[a-z][a-z0-9+.-]*://", re.IGNORECASE)
+SLEEP_CMD = re.compile(r"(?:^|[\s;&|])sleep\s+(\d+)")
+HOST_ENV_SUFFIXES = ("_HOST", "_URL", "_ADDR")
+LOOPBACK = {"localhost", "127.0.0.1", "::1", "0.0.0.0"}
+PROBES = ("startupProbe", "livenessProbe", "readinessProbe")
+PSS_LABEL = "pod-security.kubernetes.io/enforce"
+
+RULES: dict[str, str] = {
+    "selector-mismatch": "workload selector.matchLabels must be a subset of the pod template labels",
+    "service-no-endpoints": "a Service selector must match some pod template",
+    "service-targetport": "a Service targetPort must be a container port (number or name) of the selected pods",
+    "probe-port": "probes must target a declared container port",
+    "liveness-failure-threshold": "liveness failureThreshold >= 3; liveness and readiness probes present",
+    "liveness-depends-on-deps": "liveness must not share the readiness check or check readiness",
+    "env-host-unknown": "hosts named in env vars must be Services in the set (or loopback)",
+    "redis-password-unwired": "clients of a password-protected Redis must get the password from a Secret",
+    "memory-limit-missing": "containers need limits.memory, requests.memory and requests.cpu",
+    "hpa-target-missing": "an HPA must target an existing Deployment/StatefulSet",
+    "hpa-cpu-without-request": "CPU-based HPAs need requests.cpu on the target's containers",
+    "hpa-fixed-replicas": "a workload owned by an HPA must not set spec.replicas",
+    "pdb-blocks-drain": "a PodDisruptionBudget must allow at least one eviction",
+    "prestop-exceeds-grace": "preStop sleep must be shorter than terminationGracePeriodSeconds",
+    "pod-no-networkpolicy": "every pod must be selected by NetworkPolicies for ingress and egress",
+    "dns-egress-missing": "egress-restricted pods must be allowed UDP+TCP 53 to kube-dns",
+    "netpol-service-port": "NetworkPolicy ports are pod ports, not differing Service ports",
+    "netpol-or-selector": "namespaceSelector-only and podSelector-only peers side by side are OR-ed",
+    "configmap-credentials": "ConfigMaps must not hold credentials",
+    "env-literal-secret": "credential env vars must come from a Secret, not a literal value",
+    "image-mutable-tag": "images need a fixed tag (not missing, not latest)",
+    "run-as-root": "containers must run hardened (non-root, read-only root fs, no escalation, drop ALL)",
+    "container-port-mismatch": "the configured listen port must equal the declared http containerPort",
+    "namespace-pod-security": "namespaces must enforce Pod Security restricted",
+}
+
+
+# --------------------------------------------------------------------------------------------
+# Model
+
+
+@dataclass
+class Obj:
+    """One Kubernetes object and where it came from."""
+
+    doc: dict
+    file: str
+    index: int
+
+    @property
+    def kind(self) -> str:
+        return str(self.doc.get("kind", ""))
+
+    @property
+    def meta(self) -> dict:
+        return self.doc.get("metadata") or {}
+
+    @property
+    def name(self) -> str:
+        return str(self.meta.get("name", ""))
+
+    @property
+    def namespace(self) -> str:
+        if self.kind in CLUSTER_SCOPED:
+            return "-"
+        return str(self.meta.get("namespace") or "default")
+
+    @property
+    def ref(self) -> str:
+        return f"{self.kind}/{self.namespace}/{self.name}"
+
+    @property
+    def spec(self) -> dict:
+        return self.doc.get("spec") or {}
+
+    def skip_reason(self, rule: str) -> str | None:
+        annotations = self.meta.get("annotations") or {}
+        key = SKIP_PREFIX + rule
+        if key not in annotations:
+            return None
+        return str(annotations.get(key) or "")
+
+
+@dataclass(frozen=True)
+class Finding:
+    rule: str
+    obj: Obj
+    message: str
+
+    def sort_key(self) -> tuple:
+        return (self.obj.file, self.obj.index, self.rule, self.message)
+
+
+class Index:
+    """The whole set of objects, with lookups the cross-object rules need."""
+
+    def __init__(self, objects: list[Obj]):
+        self.objects = objects
+        self.by_kind: dict[str, list[Obj]] = {}
+        for obj in objects:
+            self.by_kind.setdefault(obj.kind, []).append(obj)
+
+    def kind(self, *kinds: str) -> list[Obj]:
+        out: list[Obj] = []
+        for k in kinds:
+            out.extend(self.by_kind.get(k, []))
+        return out
+
+    def find(self, kind: str, namespace: str, name: str) -> Obj | None:
+        for obj in self.by_kind.get(kind, []):
+            if obj.namespace == namespace and obj.name == name:
+                return obj
+        return None
+
+    def workloads(self) -> list[Obj]:
+        return [o for o in self.kind(*WORKLOAD_KINDS) if pod_spec(o) is not None]
+
+    def services(self, namespace: str) -> list[Obj]:
+        return [s for s in self.kind("Service") if s.namespace == namespace]
+
+    def pods_selected(self, namespace: str, selector: dict) -> list[Obj]:
+        """Workloads in `namespace` whose pod template labels match the label map `selector`."""
+        return [w for w in self.workloads() if w.namespace == namespace and labels_match(selector, pod_labels(w))]
+
+
+# --------------------------------------------------------------------------------------------
+# Helpers
+
+
+def pod_template(obj: Obj) -> dict | None:
+    if obj.kind == "Pod":
+        return {"metadata": obj.meta, "spec": obj.spec}
+    if obj.kind == "CronJob":
+        return ((obj.spec.get("jobTemplate") or {}).get("spec") or {}).get("template")
+    if obj.kind in WORKLOAD_KINDS:
+        return obj.spec.get("template")
+    return None
+
+
+def pod_spec(obj: Obj) -> dict | None:
+    template = pod_template(obj)
+    if not isinstance(template, dict):
+        return None
+    spec = template.get("spec")
+    return spec if isinstance(spec, dict) else None
+
+
+def pod_labels(obj: Obj) -> dict:
+    template = pod_template(obj) or {}
+    return (template.get("metadata") or {}).get("labels") or {}
+
+
+def containers(obj: Obj, init: bool = True) -> list[dict]:
+    spec = pod_spec(obj) or {}
+    out = [c for c in spec.get("containers") or [] if isinstance(c, dict)]
+    if init:
+        out += [c for c in spec.get("initContainers") or [] if isinstance(c, dict)]
+    return out
+
+
+def labels_match(selector: dict, labels: dict) -> bool:
+    return all(labels.get(k) == v for k, v in (selector or {}).items())
+
+
+def label_selector_matches(selector: dict | None, labels: dict) -> bool:
+    """A metav1.LabelSelector (matchLabels + matchExpressions); {} / None matches everything."""
+    selector = selector or {}
+    if not labels_match(selector.get("matchLabels") or {}, labels):
+        return False
+    for expr in selector.get("matchExpressions") or []:
+        key, op, values = expr.get("key"), expr.get("operator"), expr.get("values") or []
+        if op == "In" and labels.get(key) not in values:
+            return False
+        if op == "NotIn" and labels.get(key) in values:
+            return False
+        if op == "Exists" and key not in labels:
+            return False
+        if op == "DoesNotExist" and key in labels:
+            return False
+    return True
+
+
+def container_ports(container: dict) -> list[dict]:
+    return [p for p in container.get("ports") or [] if isinstance(p, dict)]
+
+
+def port_declared(container: dict, port: Any) -> bool:
+    for p in container_ports(container):
+        if isinstance(port, str) and not port.isdigit():
+            if p.get("name") == port:
+                return True
+        elif str(p.get("containerPort")) == str(port):
+            return True
+    return False
+
+
+def resolve_container_port(workloads: Iterable[Obj], target: Any) -> set[int]:
+    """Numeric container ports a (named or numeric) target port resolves to."""
+    out: set[int] = set()
+    for w in workloads:
+        for c in containers(w, init=False):
+            for p in container_ports(c):
+                if isinstance(target, str) and not target.isdigit():
+                    if p.get("name") == target and isinstance(p.get("containerPort"), int):
+                        out.add(p["containerPort"])
+                elif str(p.get("containerPort")) == str(target):
+                    out.add(int(target))
+    return out
+
+
+def resolved_env(index: Index, obj: Obj, container: dict) -> list[tuple[str, str | None, dict | None]]:
+    """(name, value, env entry) for every env var, envFrom ConfigMaps resolved from the set.
+
+    The entry is the literal `env` item (None for values from envFrom); value is None when it
+    cannot be known (Secret refs, field refs, ConfigMaps missing from the set).
+    """
+    out: list[tuple[str, str | None, dict | None]] = []
+    for src in container.get("envFrom") or []:
+        ref = (src or {}).get("configMapRef")
+        if not ref:
+            continue
+        cm = index.find("ConfigMap", obj.namespace, str(ref.get("name", "")))
+        if cm is None:
+            continue
+        prefix = src.get("prefix") or ""
+        for key, value in sorted((cm.doc.get("data") or {}).items()):
+            out.append((prefix + str(key), None if value is None else str(value), None))
+    for item in container.get("env") or []:
+        if not isinstance(item, dict) or "name" not in item:
+            continue
+        name = str(item["name"])
+        if "value" in item:
+            out.append((name, None if item["value"] is None else str(item["value"]), item))
+            continue
+        ref = (item.get("valueFrom") or {}).get("configMapKeyRef")
+        value = None
+        if ref:
+            cm = index.find("ConfigMap", obj.namespace, str(ref.get("name", "")))
+            if cm is not None:
+                raw = (cm.doc.get("data") or {}).get(ref.get("key"))
+                value = None if raw is None else str(raw)
+        out.append((name, value, item))
+    return out
+
+
+def env_host(name: str, value: str | None) -> str | None:
+    """The host an env var names, if it is a host-like variable; None otherwise."""
+    if not value:
+        return None
+    value = value.strip()
+    if URL_VALUE.match(value):
+        try:
+            host = urlsplit(value).hostname
+        except ValueError:
+            return None
+        return host or None
+    if name.endswith(("_HOST", "_ADDR")):
+        if value.startswith("["):
+            return value[1:].split("]", 1)[0]
+        if value.count(":") == 1:
+            return value.split(":", 1)[0]
+        return value
+    return None
+
+
+def is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+def host_services(index: Index, namespace: str, host: str) -> list[Obj] | None:
+    """Services a DNS name resolves to; [] when unknown; None when it is loopback."""
+    host = host.lower().rstrip(".")
+    if host in LOOPBACK:
+        return None
+    parts = host.split(".")
+    candidates: list[tuple[str, str]] = []
+    if len(parts) == 1:
+        candidates.append((parts[0], namespace))
+    if len(parts) == 2:
+        candidates.append((parts[0], parts[1]))
+        candidates.append((parts[1], namespace))  # <pod>.<headless svc>
+    if len(parts) == 3 and parts[2] == "svc":
+        candidates.append((parts[0], parts[1]))
+    if len(parts) == 5 and parts[2:] == ["svc", "cluster", "local"]:
+        candidates.append((parts[0], parts[1]))
+    if len(parts) == 4 and parts[3] == "svc":
+        candidates.append((parts[1], parts[2]))  # <pod>.<svc>.<ns>.svc
+    if len(parts) == 6 and parts[3:] == ["svc", "cluster", "local"]:
+        candidates.append((parts[1], parts[2]))
+    found = []
+    for svc, ns in candidates:
+        s = index.find("Service", ns, svc)
+        if s is not None:
+            found.append(s)
+    return found
+
+
+def is_redis_container(container: dict) -> bool:
+    image = str(container.get("image", "")).lower()
+    base = image.rsplit("/", 1)[-1].split("@", 1)[0].split(":", 1)[0]
+    return container.get("name") == "redis" or base.startswith("redis")
+
+
+def volume_mount_targets(obj: Obj, container: dict) -> list[tuple[str, dict]]:
+    """(mountPath, volume) for every mount of the container."""
+    volumes = {v.get("name"): v for v in (pod_spec(obj) or {}).get("volumes") or [] if isinstance(v, dict)}
+    out = []
+    for m in container.get("volumeMounts") or []:
+        if isinstance(m, dict) and m.get("name") in volumes:
+            out.append((str(m.get("mountPath", "")), volumes[m["name"]]))
+    return out
+
+
+def volume_has_secret(volume: dict) -> bool:
+    if volume.get("secret"):
+        return True
+    projected = volume.get("projected") or {}
+    return any((s or {}).get("secret") for s in projected.get("sources") or [])
+
+
+def under(path: str, directory: str) -> bool:
+    directory = directory.rstrip("/")
+    return bool(directory) and (path == directory or path.startswith(directory + "/"))
+
+
+def redis_requires_password(index: Index, obj: Obj, container: dict) -> str | None:
+    """Why this redis container requires a password, or None."""
+    words = [str(a) for a in (container.get("command") or []) + (container.get("args") or [])]
+    if any("requirepass" in w for w in words):
+        return "its command line sets requirepass"
+    for name, _value, _item in resolved_env(index, obj, container):
+        if name.startswith("REDIS_PASSWORD") or (name == "REDIS_ARGS" and "requirepass" in (_value or "")):
+            return f"it gets {name}"
+    mounts = volume_mount_targets(obj, container)
+    secret_dirs = [path for path, vol in mounts if volume_has_secret(vol)]
+    for _path, vol in mounts:
+        cm_name = (vol.get("configMap") or {}).get("name")
+        cm = index.find("ConfigMap", obj.namespace, str(cm_name)) if cm_name else None
+        if cm is None:
+            continue
+        for value in (cm.doc.get("data") or {}).values():
+            text = str(value)
+            if REQUIREPASS_LINE.search(text):
+                return f"ConfigMap {cm.name} sets requirepass"
+            for include in INCLUDE_LINE.findall(text):
+                if any(under(include, d) for d in secret_dirs):
+                    return f"its config includes {include} from a mounted Secret"
+    return None
+
+
+def port_matches(rule_port: dict, number: int, protocol: str, names: Iterable[str] = ()) -> bool:
+    if (rule_port.get("protocol") or "TCP") != protocol:
+        return False
+    port = rule_port.get("port")
+    if port is None:
+        return True
+    if isinstance(port, str) and not port.isdigit():
+        return port in names
+    end = rule_port.get("endPort")
+    if end is not None:
+        return int(port) <= number <= int(end)
+    return int(port) == number
+
+
+def netpol_types(policy: Obj) -> set[str]:
+    spec = policy.spec
+    types = spec.get("policyTypes")
+    if types:
+        return set(types)
+    out = {"Ingress"}
+    if "egress" in spec:
+        out.add("Egress")
+    return out
+
+
+def selecting_policies(index: Index, workload: Obj) -> list[Obj]:
+    labels = pod_labels(workload)
+    return [
+        p for p in index.kind("NetworkPolicy")
+        if p.namespace == workload.namespace and label_selector_matches(p.spec.get("podSelector"), labels)
+    ]
+
+
+def peer_only(peer: dict, key: str) -> bool:
+    return isinstance(peer, dict) and key in peer and not any(k in peer for k in ("namespaceSelector", "podSelector", "ipBlock") if k != key)
+
+
+def peer_reaches_kube_dns(peer: dict, namespace: str) -> bool:
+    if not isinstance(peer, dict):
+        return False
+    if "ipBlock" in peer:
+        cidr = str((peer.get("ipBlock") or {}).get("cidr", ""))
+        return cidr in ("0.0.0.0/0", "::/0") and not (peer.get("ipBlock") or {}).get("except")
+    ns_ok = True
+    if "namespaceSelector" in peer:
+        ns_ok = label_selector_matches(
+            peer.get("namespaceSelector"),
+            {"kubernetes.io/metadata.name": "kube-system"},
+        )
+    elif namespace != "kube-system":
+        ns_ok = False
+    pod_ok = label_selector_matches(peer.get("podSelector"), {"k8s-app": "kube-dns"}) if "podSelector" in peer else True
+    return ns_ok and pod_ok
+
+
+# --------------------------------------------------------------------------------------------
+# Rules. Each takes the Index and yields Findings.
+
+Rule = Callable[[Index], Iterator[Finding]]
+REGISTRY: dict[str, Rule] = {}
+
+
+def rule(rule_id: str) -> Callable[[Rule], Rule]:
+    def register(fn: Rule) -> Rule:
+        assert rule_id in RULES, rule_id
+        REGISTRY[rule_id] = fn
+        return fn
+    return register
+
+
+@rule("selector-mismatch")
+def _selector_mismatch(index: Index) -> Iterator[Finding]:
+    for w in index.kind(*SELECTOR_KINDS):
+        selector = (w.spec.get("selector") or {}).get("matchLabels") or {}
+        labels = pod_labels(w)
+        if not selector:
+            yield Finding("selector-mismatch", w, "spec.selector.matchLabels is empty or missing")
+            continue
+        bad = {k: v for k, v in selector.items() if labels.get(k) != v}
+        if bad:
+            shown = ", ".join(f"{k}={v}" for k, v in sorted(bad.items()))
+            yield Finding("selector-mismatch", w, f"selector labels {shown} are not on the pod template")
+
+
+@rule("service-no-endpoints")
+def _service_no_endpoints(index: Index) -> Iterator[Finding]:
+    for svc in index.kind("Service"):
+        selector = svc.spec.get("selector") or {}
+        if not selector or svc.spec.get("type") == "ExternalName":
+            continue
+        if not index.pods_selected(svc.namespace, selector):
+            shown = ", ".join(f"{k}={v}" for k, v in sorted(selector.items()))
+            yield Finding("service-no-endpoints", svc, f"selector {shown} matches no pod template in the set")
+
+
+@rule("service-targetport")
+def _service_targetport(index: Index) -> Iterator[Finding]:
+    for svc in index.kind("Service"):
+        selector = svc.spec.get("selector") or {}
+        if not selector:
+            continue
+        pods = index.pods_selected(svc.namespace, selector)
+        if not pods:
+            continue
+        for port in svc.spec.get("ports") or []:
+            target = port.get("targetPort", port.get("port"))
+            for w in pods:
+                if not any(port_declared(c, target) for c in containers(w, init=False)):
+                    yield Finding(
+                        "service-targetport", svc,
+                        f"port {port.get('name') or port.get('port')}: targetPort {target} is not a container port of {w.kind}/{w.name}",
+                    )
+
+
+@rule("probe-port")
+def _probe_port(index: Index) -> Iterator[Finding]:
+    for w in index.workloads():
+        for c in containers(w, init=False):
+            for probe_name in PROBES:
+                probe = c.get(probe_name) or {}
+                for handler in ("httpGet", "tcpSocket", "grpc"):
+                    port = (probe.get(handler) or {}).get("port")
+                    if port is not None and not port_declared(c, port):
+                        yield Finding(
+                            "probe-port", w,
+                            f"container {c.get('name')}: {probe_name} {handler} port {port} is not a declared container port",
+                        )
+
+
+@rule("liveness-failure-threshold")
+def _liveness_failure_threshold(index: Index) -> Iterator[Finding]:
+    for w in index.workloads():
+        for c in containers(w, init=False):
+            live = c.get("livenessProbe")
+            if live is not None and int(live.get("failureThreshold", 3)) < 3:
+                yield Finding(
+                    "liveness-failure-threshold", w,
+                    f"container {c.get('name')}: livenessProbe failureThreshold {live.get('failureThreshold')} < 3 restarts pods on one blip",
+                )
+            if w.kind in ("Deployment", "StatefulSet"):
+                missing = [p for p in ("livenessProbe", "readinessProbe") if not c.get(p)]
+                if missing:
+                    yield Finding("liveness-failure-threshold", w, f"container {c.get('name')}: no {' and no '.join(missing)}")
+
+
+@rule("liveness-depends-on-deps")
+def _liveness_depends_on_deps(index: Index) -> Iterator[Finding]:
+    for w in index.workloads():
+        for c in containers(w, init=False):
+            live = (c.get("livenessProbe") or {}).get("httpGet") or {}
+            ready = (c.get("readinessProbe") or {}).get("httpGet") or {}
+            path = live.get("path")
+            if not path:
+                continue
+            if path == ready.get("path"):
+                yield Finding(
+                    "liveness-depends-on-deps", w,
+                    f"container {c.get('name')}: livenessProbe uses the readiness path {path}; a dependency outage would restart every pod",
+                )
+            elif "ready" in str(path).lower():
+                yield Finding(
+                    "liveness-depends-on-deps", w,
+                    f"container {c.get('name')}: livenessProbe path {path} is a readiness check",
+                )
+
+
+@rule("env-host-unknown")
+def _env_host_unknown(index: Index) -> Iterator[Finding]:
+    for w in index.workloads():
+        for c in containers(w):
+            for name, value, _item in resolved_env(index, w, c):
+                if not (name.endswith(HOST_ENV_SUFFIXES) or (value and URL_VALUE.match(value.strip()))):
+                    continue
+                host = env_host(name, value)
+                if not host or "$(" in host or "{" in host:
+                    continue
+                services = host_services(index, w.namespace, host)
+                if services is None or services:
+                    continue
+                where = "an IP address, not a Service" if is_ip(host) else "not a Service in the set"
+                yield Finding("env-host-unknown", w, f"container {c.get('name')}: {name} names host {host!r}, {where}")
+
+
+@rule("redis-password-unwired")
+def _redis_password_unwired(index: Index) -> Iterator[Finding]:
+    for redis in index.workloads():
+        for rc in containers(redis, init=False):
+            if not is_redis_container(rc):
+                continue
+            why = redis_requires_password(index, redis, rc)
+            if not why:
+                continue
+            redis_services = {
+                s.name for s in index.services(redis.namespace)
+                if s.spec.get("selector") and labels_match(s.spec["selector"], pod_labels(redis))
+            }
+            for client in index.workloads():
+                if client is redis:
+                    continue
+                for c in containers(client):
+                    if is_redis_container(c):
+                        continue
+                    env = resolved_env(index, client, c)
+                    points = False
+                    for name, value, _item in env:
+                        host = env_host(name, value) if (name.endswith(HOST_ENV_SUFFIXES) or (value and URL_VALUE.match(value))) else None
+                        if not host:
+                            continue
+                        found = host_services(index, client.namespace, host)
+                        if any(s.namespace == redis.namespace and s.name in redis_services for s in found or []):
+                            points = True
+                        # A REDIS_* host variable in the Redis's namespace means to reach it even when
+                        # the name is wrong (env-host-unknown reports that part separately).
+                        elif found == [] and name.startswith("REDIS_") and client.namespace == redis.namespace:
+                            points = True
+                    if not points:
+                        continue
+                    if not redis_password_wired(client, c, env):
+                        yield Finding(
+                            "redis-password-unwired", client,
+                            f"container {c.get('name')} talks to {redis.kind}/{redis.name}, which requires a password ({why}), "
+                            "but gets neither REDIS_PASSWORD_FILE on a mounted Secret nor REDIS_PASSWORD from a secretKeyRef",
+                        )
+
+
+def redis_password_wired(obj: Obj, container: dict, env: list[tuple[str, str | None, dict | None]]) -> bool:
+    mounts = volume_mount_targets(obj, container)
+    for name, value, item in env:
+        if name == "REDIS_PASSWORD_FILE" and value:
+            if any(under(value, path) and volume_has_secret(vol) for path, vol in mounts):
+                return True
+        if name == "REDIS_PASSWORD" and item is not None:
+            if ((item.get("valueFrom") or {}).get("secretKeyRef") or {}).get("name"):
+                return True
+    return False
+
+
+@rule("memory-limit-missing")
+def _memory_limit_missing(index: Index) -> Iterator[Finding]:
+    for w in index.workloads():
+        for c in containers(w):
+            res = c.get("resources") or {}
+            missing = []
+            if not (res.get("limits") or {}).get("memory"):
+                missing.append("limits.memory")
+            for key in ("memory", "cpu"):
+                if not (res.get("requests") or {}).get(key):
+                    missing.append(f"requests.{key}")
+            if missing:
+                yield Finding("memory-limit-missing", w, f"container {c.get('name')}: no {', '.join(missing)}")
+
+
+def hpa_target(index: Index, hpa: Obj) -> Obj | None:
+    ref = hpa.spec.get("scaleTargetRef") or {}
+    kind = str(ref.get("kind", ""))
+    if kind not in SCALABLE_KINDS:
+        return None
+    return index.find(kind, hpa.namespace, str(ref.get("name", "")))
+
+
+@rule("hpa-target-missing")
+def _hpa_target_missing(index: Index) -> Iterator[Finding]:
+    for hpa in index.kind("HorizontalPodAutoscaler"):
+        if hpa_target(index, hpa) is None:
+            ref = hpa.spec.get("scaleTargetRef") or {}
+            yield Finding(
+                "hpa-target-missing", hpa,
+                f"scaleTargetRef {ref.get('kind')}/{ref.get('name')} is not a Deployment/StatefulSet in the set",
+            )
+
+
+def hpa_cpu_containers(hpa: Obj) -> tuple[bool, set[str] | None]:
+    """(scales on CPU, container names it concerns or None for all)."""
+    spec = hpa.spec
+    if spec.get("targetCPUUtilizationPercentage") is not None:
+        return True, None
+    names: set[str] = set()
+    whole_pod = False
+    for m in spec.get("metrics") or []:
+        if m.get("type") == "Resource" and (m.get("resource") or {}).get("name") == "cpu":
+            whole_pod = True
+        if m.get("type") == "ContainerResource" and (m.get("containerResource") or {}).get("name") == "cpu":
+            names.add(str((m.get("containerResource") or {}).get("container")))
+    if whole_pod:
+        return True, None
+    return bool(names), names or None
+
+
+@rule("hpa-cpu-without-request")
+def _hpa_cpu_without_request(index: Index) -> Iterator[Finding]:
+    for hpa in index.kind("HorizontalPodAutoscaler"):
+        target = hpa_target(index, hpa)
+        scales, names = hpa_cpu_containers(hpa)
+        if target is None or not scales:
+            continue
+        for c in containers(target, init=False):
+            if names is not None and c.get("name") not in names:
+                continue
+            if not ((c.get("resources") or {}).get("requests") or {}).get("cpu"):
+                yield Finding(
+                    "hpa-cpu-without-request", hpa,
+                    f"scales {target.kind}/{target.name} on CPU but container {c.get('name')} has no requests.cpu",
+                )
+
+
+@rule("hpa-fixed-replicas")
+def _hpa_fixed_replicas(index: Index) -> Iterator[Finding]:
+    for hpa in index.kind("HorizontalPodAutoscaler"):
+        target = hpa_target(index, hpa)
+        if target is not None and target.spec.get("replicas") is not None:
+            yield Finding(
+                "hpa-fixed-replicas", target,
+                f"sets spec.replicas={target.spec['replicas']} but HorizontalPodAutoscaler/{hpa.name} owns the count; every apply resets it",
+            )
+
+
+def effective_replicas(index: Index, workload: Obj) -> int:
+    for hpa in index.kind("HorizontalPodAutoscaler"):
+        if hpa_target(index, hpa) is workload:
+            return int(hpa.spec.get("minReplicas", 1))
+    replicas = workload.spec.get("replicas")
+    return 1 if replicas is None else int(replicas)
+
+
+def _amount(value: Any, replicas: int, round_up: bool) -> int:
+    text = str(value)
+    if text.endswith("%"):
+        fraction = float(text[:-1]) / 100 * replicas
+        return math.ceil(fraction) if round_up else math.floor(fraction)
+    return int(value)
+
+
+@rule("pdb-blocks-drain")
+def _pdb_blocks_drain(index: Index) -> Iterator[Finding]:
+    for pdb in index.kind("PodDisruptionBudget"):
+        spec = pdb.spec
+        if "maxUnavailable" in spec and spec["maxUnavailable"] is not None:
+            if str(spec["maxUnavailable"]) in ("0", "0%"):
+                yield Finding("pdb-blocks-drain", pdb, "maxUnavailable 0 forbids every eviction; node drains hang")
+            continue
+        if "minAvailable" not in spec or spec["minAvailable"] is None:
+            continue
+        min_available = spec["minAvailable"]
+        if str(min_available) == "100%":
+            yield Finding("pdb-blocks-drain", pdb, 'minAvailable "100%" forbids every eviction; node drains hang')
+            continue
+        selector = pdb.spec.get("selector") or {}
+        targets = [w for w in index.kind(*SCALABLE_KINDS) if w.namespace == pdb.namespace
+                   and label_selector_matches(selector, pod_labels(w))]
+        if not targets:
+            continue
+        replicas = sum(effective_replicas(index, w) for w in targets)
+        needed = _amount(min_available, replicas, round_up=True)
+        if needed >= replicas:
+            yield Finding(
+                "pdb-blocks-drain", pdb,
+                f"minAvailable {min_available} >= the {replicas} replica(s) of {', '.join(w.kind + '/' + w.name for w in targets)}; no pod can ever be evicted",
+            )
+
+
+def prestop_seconds(container: dict) -> int | None:
+    pre = ((container.get("lifecycle") or {}).get("preStop")) or {}
+    if pre.get("sleep") and pre["sleep"].get("seconds") is not None:
+        return int(pre["sleep"]["seconds"])
+    command = (pre.get("exec") or {}).get("command") or []
+    if command:
+        words = [str(w) for w in command]
+        if len(words) >= 2 and words[0].rsplit("/", 1)[-1] == "sleep" and words[1].isdigit():
+            return int(words[1])
+        match = SLEEP_CMD.search(" ".join(words))
+        if match:
+            return int(match.group(1))
+    return None
+
+
+@rule("prestop-exceeds-grace")
+def _prestop_exceeds_grace(index: Index) -> Iterator[Finding]:
+    for w in index.workloads():
+        grace = (pod_spec(w) or {}).get("terminationGracePeriodSeconds")
+        grace = 30 if grace is None else int(grace)
+        for c in containers(w, init=False):
+            seconds = prestop_seconds(c)
+            if seconds is not None and seconds >= grace:
+                yield Finding(
+                    "prestop-exceeds-grace", w,
+                    f"container {c.get('name')}: preStop sleeps {seconds}s >= terminationGracePeriodSeconds {grace}; SIGTERM never gets a chance",
+                )
+
+
+@rule("pod-no-networkpolicy")
+def _pod_no_networkpolicy(index: Index) -> Iterator[Finding]:
+    for w in index.workloads():
+        covered: set[str] = set()
+        for p in selecting_policies(index, w):
+            covered |= netpol_types(p)
+        missing = [t for t in ("Ingress", "Egress") if t not in covered]
+        if missing:
+            yield Finding(
+                "pod-no-networkpolicy", w,
+                f"pods are not selected by any NetworkPolicy for {' and '.join(missing).lower()}",
+            )
+
+
+@rule("dns-egress-missing")
+def _dns_egress_missing(index: Index) -> Iterator[Finding]:
+    restricted_ns = {p.namespace for p in index.kind("NetworkPolicy") if "Egress" in netpol_types(p)}
+    for w in index.workloads():
+        if w.namespace not in restricted_ns:
+            continue
+        policies = [p for p in selecting_policies(index, w) if "Egress" in netpol_types(p)]
+        if not policies:
+            continue  # not egress-restricted: pod-no-networkpolicy reports it
+        allowed = set()
+        for p in policies:
+            for egress in p.spec.get("egress") or []:
+                peers = egress.get("to") or []
+                if peers and not any(peer_reaches_kube_dns(peer, p.namespace) for peer in peers):
+                    continue
+                ports = egress.get("ports") or []
+                for proto in ("UDP", "TCP"):
+                    if not ports or any(port_matches(rp, 53, proto, ("dns", "dns-tcp")) for rp in ports):
+                        allowed.add(proto)
+        missing = [proto for proto in ("UDP", "TCP") if proto not in allowed]
+        if missing:
+            yield Finding(
+                "dns-egress-missing", w,
+                f"pods are egress-restricted but no rule allows {'+'.join(missing)} 53 to kube-dns (kube-system, k8s-app=kube-dns)",
+            )
+
+
+def _service_port_conflicts(index: Index, namespace: str, pods: list[Obj], number: int) -> list[str]:
+    """Services over `pods` whose port `number` forwards to a different container port."""
+    pod_ports = resolve_container_port(pods, number)
+    out = []
+    for svc in index.services(namespace):
+        selector = svc.spec.get("selector") or {}
+        if not selector or not any(labels_match(selector, pod_labels(w)) for w in pods):
+            continue
+        for sp in svc.spec.get("ports") or []:
+            if sp.get("port") != number:
+                continue
+            target = sp.get("targetPort", sp.get("port"))
+            resolved = resolve_container_port([w for w in pods if labels_match(selector, pod_labels(w))], target)
+            if resolved and number not in resolved and not pod_ports:
+                out.append(f"{svc.name}:{number} -> container port {'/'.join(str(p) for p in sorted(resolved))}")
+    return out
+
+
+@rule("netpol-service-port")
+def _netpol_service_port(index: Index) -> Iterator[Finding]:
+    for p in index.kind("NetworkPolicy"):
+        selected = [w for w in index.workloads() if w.namespace == p.namespace
+                    and label_selector_matches(p.spec.get("podSelector"), pod_labels(w))]
+        checks: list[tuple[str, list[Obj], list[dict]]] = []
+        for ing in p.spec.get("ingress") or []:
+            checks.append(("ingress", selected, ing.get("ports") or []))
+        for eg in p.spec.get("egress") or []:
+            dest: list[Obj] = []
+            for peer in eg.get("to") or []:
+                if peer_only(peer, "podSelector"):
+                    dest += [w for w in index.workloads() if w.namespace == p.namespace
+                             and label_selector_matches(peer.get("podSelector"), pod_labels(w))]
+            checks.append(("egress", dest, eg.get("ports") or []))
+        for direction, pods, ports in checks:
+            if not pods:
+                continue
+            for rp in ports:
+                port = rp.get("port")
+                if not isinstance(port, int):
+                    continue
+                for conflict in _service_port_conflicts(index, p.namespace, pods, port):
+                    yield Finding(
+                        "netpol-service-port", p,
+                        f"{direction} allows port {port}, the Service port ({conflict}); NetworkPolicies see pod ports",
+                    )
+
+
+@rule("netpol-or-selector")
+def _netpol_or_selector(index: Index) -> Iterator[Finding]:
+    for p in index.kind("NetworkPolicy"):
+        for direction, key in (("ingress", "from"), ("egress", "to")):
+            for i, r in enumerate(p.spec.get(direction) or []):
+                peers = r.get(key) or []
+                if any(peer_only(x, "namespaceSelector") for x in peers) and any(peer_only(x, "podSelector") for x in peers):
+                    yield Finding(
+                        "netpol-or-selector", p,
+                        f"{direction}[{i}].{key} has a namespaceSelector-only peer and a podSelector-only peer; they are OR-ed "
+                        "(any pod of those namespaces, or those pods in this namespace). Put both selectors in ONE peer",
+                    )
+
+
+def _credential_key(name: str, value: str | None) -> bool:
+    if not CREDENTIAL_NAME.search(name):
+        return False
+    # NAME_FILE=/path points at a mounted Secret file: that is the recommended wiring.
+    return not (name.upper().endswith("_FILE") and (value or "").startswith("/"))
+
+
+@rule("configmap-credentials")
+def _configmap_credentials(index: Index) -> Iterator[Finding]:
+    for cm in index.kind("ConfigMap"):
+        for key, value in sorted((cm.doc.get("data") or {}).items()):
+            text = "" if value is None else str(value)
+            if _credential_key(str(key), text):
+                yield Finding("configmap-credentials", cm, f"key {key} looks like a credential; use a Secret")
+            elif URL_WITH_PASSWORD.search(text):
+                yield Finding("configmap-credentials", cm, f"key {key} holds a URL with user:password@; use a Secret")
+            elif REQUIREPASS_LINE.search(text):
+                yield Finding("configmap-credentials", cm, f"key {key} sets requirepass in clear text; include it from a Secret")
+
+
+@rule("env-literal-secret")
+def _env_literal_secret(index: Index) -> Iterator[Finding]:
+    for w in index.workloads():
+        for c in containers(w):
+            for item in c.get("env") or []:
+                if not isinstance(item, dict) or "value" not in item or item.get("value") in (None, ""):
+                    continue
+                name, value = str(item.get("name", "")), str(item["value"])
+                if _credential_key(name, value):
+                    yield Finding(
+                        "env-literal-secret", w,
+                        f"container {c.get('name')}: {name} has a literal value; use valueFrom.secretKeyRef or a mounted Secret file",
+                    )
+                elif URL_WITH_PASSWORD.search(value):
+                    yield Finding("env-literal-secret", w, f"container {c.get('name')}: {name} embeds user:password@ in a literal URL")
+
+
+def image_tag(image: str) -> str | None:
+    """The tag of an image reference; None when there is none; '@' for digest references."""
+    if "@" in image:
+        return "@"
+    last = image.rsplit("/", 1)[-1]
+    return last.split(":", 1)[1] if ":" in last else None
+
+
+@rule("image-mutable-tag")
+def _image_mutable_tag(index: Index) -> Iterator[Finding]:
+    for w in index.workloads():
+        for c in containers(w):
+            image = str(c.get("image", ""))
+            tag = image_tag(image)
+            if tag not in (None, "latest"):
+                continue
+            what = "has no tag" if tag is None else "uses the mutable tag latest"
+            policy = c.get("imagePullPolicy")
+            extra = "; with imagePullPolicy IfNotPresent nodes keep running whatever they cached" if policy == "IfNotPresent" else ""
+            yield Finding("image-mutable-tag", w, f"container {c.get('name')}: image {image} {what}{extra}")
+
+
+@rule("run-as-root")
+def _run_as_root(index: Index) -> Iterator[Finding]:
+    for w in index.workloads():
+        pod_sc = (pod_spec(w) or {}).get("securityContext") or {}
+        for c in containers(w):
+            sc = c.get("securityContext") or {}
+            problems = []
+            non_root = sc.get("runAsNonRoot", pod_sc.get("runAsNonRoot"))
+            user = sc.get("runAsUser", pod_sc.get("runAsUser"))
+            if non_root is not True:
+                problems.append("runAsNonRoot is not true")
+            if user == 0:
+                problems.append("runAsUser is 0")
+            if sc.get("readOnlyRootFilesystem") is not True:
+                problems.append("readOnlyRootFilesystem is not true")
+            if sc.get("allowPrivilegeEscalation") is not False:
+                problems.append("allowPrivilegeEscalation is not false")
+            if sc.get("privileged") is True:
+                problems.append("privileged is true")
+            if "ALL" not in ((sc.get("capabilities") or {}).get("drop") or []):
+                problems.append("capabilities.drop lacks ALL")
+            if problems:
+                yield Finding("run-as-root", w, f"container {c.get('name')}: {', '.join(problems)}")
+
+
+def configured_port(index: Index, obj: Obj, container: dict) -> tuple[str, int] | None:
+    args = [str(a) for a in (container.get("command") or []) + (container.get("args") or [])]
+    for i, a in enumerate(args):
+        if a in ("--port", "-p") and i + 1 < len(args) and args[i + 1].isdigit():
+            return f"{a} {args[i + 1]}", int(args[i + 1])
+        if a.startswith("--port=") and a[7:].isdigit():
+            return a, int(a[7:])
+    port = None
+    for name, value, _item in resolved_env(index, obj, container):
+        if name == "PORT" and value and value.strip().isdigit():
+            port = ("PORT=" + value.strip(), int(value))
+    return port
+
+
+@rule("container-port-mismatch")
+def _container_port_mismatch(index: Index) -> Iterator[Finding]:
+    for w in index.workloads():
+        for c in containers(w, init=False):
+            configured = configured_port(index, w, c)
+            if configured is None:
+                continue
+            ports = container_ports(c)
+            http = [p for p in ports if p.get("name") == "http"]
+            declared = http[0] if http else (ports[0] if len(ports) == 1 else None)
+            if declared is None:
+                continue
+            if declared.get("containerPort") != configured[1]:
+                label = declared.get("name") or "the only port"
+                yield Finding(
+                    "container-port-mismatch", w,
+                    f"container {c.get('name')}: {configured[0]} but containerPort {label} is {declared.get('containerPort')}",
+                )
+
+
+@rule("namespace-pod-security")
+def _namespace_pod_security(index: Index) -> Iterator[Finding]:
+    for ns in index.kind("Namespace"):
+        value = (ns.meta.get("labels") or {}).get(PSS_LABEL)
+        if value != "restricted":
+            yield Finding("namespace-pod-security", ns, f"label {PSS_LABEL} is {value!r}, expected 'restricted'")
+
+
+# --------------------------------------------------------------------------------------------
+# Driver
+
+
+def expand_paths(paths: Iterable[str]) -> list[Path]:
+    out: list[Path] = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            out += sorted(p for p in path.iterdir() if p.is_file() and p.suffix in (".yaml", ".yml"))
+        elif path.is_file():
+            out.append(path)
+        else:
+            raise FileNotFoundError(raw)
+    return out
+
+
+def load_objects(paths: Iterable[str]) -> list[Obj]:
+    objects: list[Obj] = []
+    for path in expand_paths(paths):
+        with open(path, encoding="utf-8") as handle:
+            docs = list(yaml.safe_load_all(handle))
+        for doc in docs:
+            if not isinstance(doc, dict):
+                continue
+            items = doc.get("items") if str(doc.get("kind", "")).endswith("List") else [doc]
+            for item in items or []:
+                if isinstance(item, dict) and item.get("kind"):
+                    objects.append(Obj(item, str(path), len(objects)))
+    return objects
+
+
+def evaluate(objects: list[Obj], rules: Iterable[str] | None = None) -> tuple[list[Finding], list[str]]:
+    """Run the rules over the set. Returns (findings, notes about skips)."""
+    index = Index(objects)
+    findings: list[Finding] = []
+    notes: list[str] = []
+    for rule_id in rules or REGISTRY:
+        for f in REGISTRY[rule_id](index):
+            reason = f.obj.skip_reason(f.rule)
+            if reason is not None and reason.strip():
+                notes.append(f"note: {f.rule} {f.obj.file} {f.obj.ref}: skipped: {reason.strip()}")
+                continue
+            if reason is not None:
+                notes.append(f"note: {f.rule} {f.obj.file} {f.obj.ref}: skip annotation without a reason is ignored")
+            findings.append(f)
+    unique = {(f.rule, f.obj.file, f.obj.index, f.message): f for f in findings}
+    return sorted(unique.values(), key=Finding.sort_key), sorted(set(notes))
+
+
+def format_finding(f: Finding, as_json: bool) -> str:
+    if as_json:
+        return json.dumps({"rule": f.rule, "file": f.obj.file, "object": f.obj.ref, "message": f.message}, sort_keys=True)
+    return f"{f.rule} {f.obj.file} {f.obj.ref}: {f.message}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="users-platform manifest policy checks")
+    parser.add_argument("--json", action="store_true", help="one JSON object per finding")
+    parser.add_argument("--list-rules", action="store_true", help="print the rule ids and exit")
+    parser.add_argument("paths", nargs="*", metavar="FILE_OR_DIR")
+    args = parser.parse_args(argv)
+    if args.list_rules:
+        for rule_id, text in RULES.items():
+            print(f"{rule_id}  {text}")
+        return 0
+    if not args.paths:
+        parser.error("at least one FILE_OR_DIR is required")
+    try:
+        objects = load_objects(args.paths)
+    except (OSError, yaml.YAMLError) as err:
+        print(f"policy: {err}", file=sys.stderr)
+        return 2
+    findings, notes = evaluate(objects)
+    for note in notes:
+        print(note, file=sys.stderr)
+    for f in findings:
+        print(format_finding(f, args.json))
+    return 1 if findings else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
