@@ -1,0 +1,20 @@
+# Names shared by rules.nix and dashboard.nix (pure data, no arguments).
+rec {
+  repo = "https://github.com/users-platform/users-platform";
+  runbook = "${repo}/blob/main/docs/runbook.md";
+
+  # Prometheus job names = the Kubernetes Service names.
+  gateway = "api-gateway";
+  userService = "user-service";
+  jobs = "${gateway}|${userService}";
+
+  # Container and HorizontalPodAutoscaler names of our workloads, as kube-state-metrics and
+  # cAdvisor label them (the k8s modules name containers and HPAs after the component).
+  containers = "${gateway}|${userService}|redis";
+  hpas = jobs;
+
+  # Availability SLO of the public API (/api/ routes at the gateway).
+  sloTarget = "0.999";
+  # Latency SLO: p99 of the same requests, in seconds (a histogram bucket boundary).
+  latencyThreshold = "0.25";
+}
