@@ -24,6 +24,10 @@ pub trait Dependency: Send + Sync {
     fn name(&self) -> &'static str;
     /// Whether it answers now; implementations bound their own wait.
     async fn is_up(&self) -> bool;
+    /// Why it is down, for the log line when it goes down.
+    async fn diagnose(&self) -> Option<String> {
+        None
+    }
 }
 
 #[derive(Clone)]
@@ -105,10 +109,13 @@ impl Health {
                 }
                 let up = health.check().await;
                 if last.replace(up) != Some(up) {
+                    let dependency = health.dependency.name();
                     if up {
-                        tracing::info!(dependency = health.dependency.name(), "dependency is up");
+                        tracing::info!(dependency, "dependency is up");
                     } else {
-                        tracing::warn!(dependency = health.dependency.name(), "dependency is down");
+                        let reason = tokio::time::timeout(CHECK_DEADLINE * 4, health.dependency.diagnose()).await;
+                        let reason = reason.ok().flatten().unwrap_or_else(|| "no answer".to_owned());
+                        tracing::warn!(dependency, reason, "dependency is down");
                     }
                 }
             }

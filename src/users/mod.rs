@@ -137,6 +137,14 @@ impl Dependency for StoreDependency {
     async fn is_up(&self) -> bool {
         self.started.load(Ordering::Acquire) && self.store.ping().await.is_ok()
     }
+
+    async fn diagnose(&self) -> Option<String> {
+        match self.store.diagnose().await {
+            Some(reason) => Some(reason),
+            None if !self.started.load(Ordering::Acquire) => Some("start-up work (legacy migration) not done".into()),
+            None => None,
+        }
+    }
 }
 
 /// Keeps `users_total` current without a store call per scrape.

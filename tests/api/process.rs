@@ -146,6 +146,33 @@ async fn separate_processes_serve_the_api_and_log_json_with_request_ids() {
         let raw = std::fs::read_to_string(&process.log).expect("log");
         assert!(!raw.contains(password), "the Redis password is never logged");
     }
+    // A short burst of load: both processes stay far below their 64 MiB container limit.
+    let burst: Vec<_> = (0..16)
+        .map(|worker| {
+            let (http, url) = (http.clone(), deployment.api("/users?limit=50"));
+            let create = deployment.api("/users");
+            tokio::spawn(async move {
+                for i in 0..30 {
+                    let email = format!("w{worker}-{i}@example.com");
+                    let created = http
+                        .post(&create)
+                        .json(&json!({"name": "Load", "email": email}))
+                        .send()
+                        .await;
+                    assert_eq!(created.expect("post").status(), 201);
+                    assert_eq!(http.get(&url).send().await.expect("list").status(), 200);
+                }
+            })
+        })
+        .collect();
+    for worker in burst {
+        worker.await.expect("worker");
+    }
+    for process in [&deployment.gateway, &deployment.user_service] {
+        let rss_mib = process.rss_kib() / 1024;
+        assert!((1..48).contains(&rss_mib), "RSS {rss_mib} MiB after the burst");
+    }
+
     let gateway_trace = deployment
         .gateway
         .log_lines()

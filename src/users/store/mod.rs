@@ -84,4 +84,9 @@ pub trait UserStore: Send + Sync + 'static {
     async fn ping(&self) -> Result<(), StoreError>;
     /// Short name for logs and metrics.
     fn kind(&self) -> &'static str;
+    /// Why the backend is unreachable, found with a fresh connection (the pooled one only
+    /// reports that its deadline passed). `None` when it answers.
+    async fn diagnose(&self) -> Option<String> {
+        None
+    }
 }

@@ -72,6 +72,8 @@ impl RedisMetrics {
 #[derive(Clone)]
 pub struct RedisStore {
     connection: ConnectionManager,
+    /// For one-off diagnostic connections; requests go through `connection`.
+    client: redis::Client,
     timeout: Duration,
     scripts: Arc<Scripts>,
     metrics: RedisMetrics,
@@ -85,13 +87,17 @@ impl RedisStore {
         let manager_config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(config.command_timeout))
             .set_response_timeout(Some(config.command_timeout))
-            // Reconnect attempts back off up to 1 s, so recovery after an outage is quick.
+            // Reconnect attempts back off up to 1 s, so recovery after an outage is quick, and
+            // never give up: a connection that failed for good (e.g. LOADING during the
+            // handshake after a restart) would otherwise stay failed until the process restarts.
+            // The price is that callers only see their deadline pass; `diagnose` tells why.
             .set_max_delay(Duration::from_secs(1))
             .set_number_of_retries(usize::MAX);
-        let connection = ConnectionManager::new_lazy_with_config(client, manager_config)
+        let connection = ConnectionManager::new_lazy_with_config(client.clone(), manager_config)
             .map_err(|err| StoreError::Unavailable(err.to_string()))?;
         Ok(Self {
             connection,
+            client,
             timeout: config.command_timeout,
             scripts: Arc::new(Scripts::load()),
             metrics,
@@ -279,6 +285,18 @@ impl UserStore for RedisStore {
 
     fn kind(&self) -> &'static str {
         "redis"
+    }
+
+    async fn diagnose(&self) -> Option<String> {
+        let attempt = async {
+            let mut connection = self.client.get_multiplexed_async_connection().await?;
+            redis::cmd("PING").query_async::<String>(&mut connection).await
+        };
+        match tokio::time::timeout(self.timeout, attempt).await {
+            Ok(Ok(_)) => None,
+            Ok(Err(err)) => Some(err.to_string()),
+            Err(_) => Some(format!("no answer within {:?}", self.timeout)),
+        }
     }
 }
 
