@@ -62,7 +62,7 @@ pub fn build(config: &GatewayConfig, shutdown: Shutdown) -> GatewayApp {
             get(move || std::future::ready(Json(openapi.as_ref().clone()))),
         )
         .fallback(not_found)
-        .layer(DefaultBodyLimit::max(crate::users::BODY_LIMIT_BYTES));
+        .layer(DefaultBodyLimit::max(crate::http::middleware::BODY_LIMIT_BYTES));
     let router = common_layers(
         router,
         Observer {

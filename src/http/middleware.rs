@@ -1,8 +1,9 @@
 //! The middleware stack every server of this binary uses, and the pieces it is made of.
 //!
 //! Outermost first: `observe` (request id, trace context, span, metrics, access log, JSON for
-//! any error the framework produced) → request deadline → panic to 500. API routes also get
-//! `shed_load`; health and metrics routes never do, so probes keep answering under overload.
+//! any error the framework produced) → request deadline → panic to 500 → read the whole body.
+//! API routes also get `shed_load`; health and metrics routes never do, so probes keep
+//! answering under overload.
 
 use std::{
     sync::Arc,
@@ -11,8 +12,12 @@ use std::{
 
 use axum::{
     Router,
+    body::Body,
     extract::{MatchedPath, Request, State},
-    http::header::CONTENT_TYPE,
+    http::{
+        HeaderValue,
+        header::{CONNECTION, CONTENT_TYPE},
+    },
     middleware::{self, Next},
     response::{IntoResponse, Response},
 };
@@ -30,6 +35,9 @@ use crate::telemetry::metrics::HttpMetrics;
 /// Label for requests that matched no route, so scanners cannot explode label cardinality.
 pub const UNMATCHED_ROUTE: &str = "unmatched";
 
+/// Request bodies larger than this are refused with 413 (a user is a few hundred bytes).
+pub const BODY_LIMIT_BYTES: usize = 64 * 1024;
+
 #[derive(Clone)]
 pub struct Observer {
     pub service: &'static str,
@@ -39,9 +47,35 @@ pub struct Observer {
 /// Adds the common stack to a finished router.
 pub fn common_layers(router: Router, observer: Observer, request_timeout: Duration) -> Router {
     router
+        .layer(middleware::from_fn(read_whole_body))
         .layer(CatchPanicLayer::custom(|_panic| ApiError::Internal.into_response()))
         .layer(middleware::from_fn_with_state(request_timeout, enforce_deadline))
         .layer(middleware::from_fn_with_state(observer, observe))
+}
+
+/// Reads the whole request body before routing. A response sent before the body was read (a
+/// 404, 405 or 415, or a DELETE that ignores its body) makes hyper close the connection after
+/// it, and a pooling client such as our gateway may already have reused that connection for
+/// another request, which then fails. Bodies are bounded, so buffering costs at most the limit.
+async fn read_whole_body(req: Request, next: Next) -> Response {
+    let (parts, body) = req.into_parts();
+    match axum::body::to_bytes(body, BODY_LIMIT_BYTES).await {
+        Ok(bytes) => next.run(Request::from_parts(parts, Body::from(bytes))).await,
+        Err(err) => {
+            let too_large = err.into_inner().is::<http_body_util::LengthLimitError>();
+            let mut response = if too_large {
+                ApiError::PayloadTooLarge
+            } else {
+                ApiError::BadRequest("could not read the request body".into())
+            }
+            .into_response();
+            // The rest of the body is still on the wire; this connection cannot carry another request.
+            response
+                .headers_mut()
+                .insert(CONNECTION, HeaderValue::from_static("close"));
+            response
+        }
+    }
 }
 
 async fn observe(State(observer): State<Observer>, mut req: Request, next: Next) -> Response {

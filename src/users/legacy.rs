@@ -62,13 +62,16 @@ pub async fn migrate(store: &RedisStore) -> Result<Option<MigrationReport>, Stor
         let Some(blob): Option<String> = store.query("migrate", redis::cmd("GET").arg(LEGACY_KEY)).await? else {
             return Ok(None);
         };
-        let records = match parse(&blob) {
+        let mut records = match parse(&blob) {
             Ok(records) => records,
             Err(why) => {
                 tracing::error!(key = LEGACY_KEY, error = %why, "legacy value is not the old JSON array; not migrating");
                 return Ok(None);
             }
         };
+        // Oldest first, so a legacy email shared by several records is indexed to its oldest
+        // owner (the script indexes the first it writes). The sort is stable: ties keep blob order.
+        records.sort_by_key(|r| r.created_millis);
         let backup_key = format!("{BACKUP_KEY_PREFIX}{}", unix_millis(OffsetDateTime::now_utc()));
         let mut invocation = store.scripts_migrate().prepare_invoke();
         invocation.key(LEGACY_KEY).key(&backup_key).key(BY_CREATED_KEY);

@@ -28,9 +28,6 @@ use store::{MemoryStore, RedisStore, UserStore, redis::RedisMetrics};
 
 pub const SERVICE_NAME: &str = "user-service";
 
-/// Request bodies larger than this are refused with 413 (a user is a few hundred bytes).
-pub const BODY_LIMIT_BYTES: usize = 64 * 1024;
-
 /// A built user-service: its router and the handles start-up and tests need.
 pub struct UserServiceApp {
     pub router: Router,
@@ -104,7 +101,7 @@ pub fn build_with_store(
         .merge(health.clone().routes())
         .merge(metrics::route(registry.clone()))
         .fallback(crate::http::middleware::not_found)
-        .layer(DefaultBodyLimit::max(BODY_LIMIT_BYTES));
+        .layer(DefaultBodyLimit::max(crate::http::middleware::BODY_LIMIT_BYTES));
     let router = common_layers(
         router,
         Observer {

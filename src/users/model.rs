@@ -106,9 +106,9 @@ impl Email {
         }
         let parsed: email_address::EmailAddress =
             trimmed.parse().map_err(|_| "is not a valid email address".to_owned())?;
-        // The grammar allows `a@b`; a deliverable address needs a dotted domain.
-        let domain = parsed.domain();
-        if !domain.contains('.') || domain.starts_with('[') || domain.ends_with('.') {
+        // The grammar allows `a@b`, `a@b_c` and address literals; a deliverable address needs
+        // a DNS host name with at least two labels.
+        if !is_host_name(parsed.domain()) {
             return Err("is not a valid email address".into());
         }
         if trimmed.chars().any(|c| c.is_control() || c.is_whitespace()) {
@@ -130,6 +130,22 @@ impl Email {
     pub fn key(&self) -> String {
         self.0.to_lowercase()
     }
+}
+
+/// Letters, digits and inner hyphens per label (RFC 1123); the top-level label is letters or
+/// an internationalised `xn--` label.
+fn is_host_name(domain: &str) -> bool {
+    let labels: Vec<&str> = domain.split('.').collect();
+    let label_ok = |label: &&str| {
+        (1..=63).contains(&label.len())
+            && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            && !label.starts_with('-')
+            && !label.ends_with('-')
+    };
+    let Some(top) = labels.last() else { return false };
+    let top_ok = (top.len() >= 2 && top.bytes().all(|b| b.is_ascii_alphabetic()))
+        || top.get(..4).is_some_and(|prefix| prefix.eq_ignore_ascii_case("xn--"));
+    labels.len() >= 2 && labels.iter().all(label_ok) && top_ok
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
@@ -163,9 +179,11 @@ impl Role {
 pub struct User {
     #[schema(value_type = String, example = "6f1c3e2a-8b1d-4c47-9a43-1f0a3b8e2c11")]
     pub id: UserId,
-    #[schema(value_type = String, example = "Ada Lovelace", min_length = 1, max_length = 100)]
+    // No length or format constraints here: records migrated from the previous service keep
+    // what it stored, and responses must match the schema. Requests carry the constraints.
+    #[schema(value_type = String, example = "Ada Lovelace")]
     pub name: UserName,
-    #[schema(value_type = String, format = "email", example = "ada@example.com")]
+    #[schema(value_type = String, example = "ada@example.com")]
     pub email: Email,
     pub role: Role,
     #[serde(serialize_with = "serialize_timestamp")]
@@ -247,15 +265,22 @@ pub struct UserPatch {
     pub role: Option<Role>,
 }
 
-/// The body of `POST /users`, as documented.
+/// The body of `POST /users`, as documented (parsing goes through [`NewUser::parse`], which
+/// reports every bad field at once; these types only describe the contract).
 #[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 #[allow(dead_code)]
 pub struct CreateUserRequest {
-    /// Trimmed; 1–100 characters.
-    #[schema(example = "Ada Lovelace", min_length = 1, max_length = 100)]
+    /// Trimmed; 1–100 characters, not only spaces.
+    #[schema(example = "Ada Lovelace", min_length = 1, max_length = 100, pattern = r"\S")]
     name: String,
     /// Unique, compared case-insensitively.
-    #[schema(example = "ada@example.com", format = "email", max_length = 254)]
+    #[schema(
+        example = "ada@example.com",
+        format = "email",
+        max_length = 254,
+        pattern = r"^[^@\s]+@([A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?\.)+([A-Za-z]{2,}|[Xx][Nn]--[A-Za-z0-9-]+)$"
+    )]
     email: String,
     /// Defaults to `user`.
     role: Option<Role>,
@@ -263,11 +288,18 @@ pub struct CreateUserRequest {
 
 /// The body of `PATCH /users/{id}`: any non-empty subset of the fields.
 #[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(min_properties = 1)]
 #[allow(dead_code)]
 pub struct UpdateUserRequest {
-    #[schema(example = "Ada King", min_length = 1, max_length = 100)]
+    #[schema(example = "Ada King", min_length = 1, max_length = 100, pattern = r"\S")]
     name: Option<String>,
-    #[schema(example = "ada.king@example.com", format = "email", max_length = 254)]
+    #[schema(
+        example = "ada.king@example.com",
+        format = "email",
+        max_length = 254,
+        pattern = r"^[^@\s]+@([A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?\.)+([A-Za-z]{2,}|[Xx][Nn]--[A-Za-z0-9-]+)$"
+    )]
     email: Option<String>,
     role: Option<Role>,
 }
@@ -296,7 +328,8 @@ impl<'a> Fields<'a> {
     }
 
     fn parse<T>(&mut self, field: &str, required: bool, parse: impl FnOnce(&str) -> Result<T, String>) -> Option<T> {
-        match self.object.get(field) {
+        // `null` means "not given", as the documented schema (optional, nullable) says.
+        match self.object.get(field).filter(|value| !value.is_null()) {
             None if required => {
                 self.errors.insert(field.to_owned(), "is required".to_owned());
                 None
@@ -357,7 +390,7 @@ impl UserPatch {
             email: fields.parse("email", false, Email::parse),
             role: fields.parse("role", false, parse_role),
         };
-        if fields.object.is_empty() {
+        if patch.name.is_none() && patch.email.is_none() && patch.role.is_none() && fields.errors.is_empty() {
             fields.errors.insert(
                 "body".to_owned(),
                 "must set at least one of name, email, role".to_owned(),
@@ -383,7 +416,12 @@ mod tests {
 
     #[test]
     fn emails_need_a_real_shape_and_compare_case_insensitively() {
-        for valid in ["ada@example.com", " Ada.Lovelace+tag@Example.co.uk "] {
+        for valid in [
+            "ada@example.com",
+            " Ada.Lovelace+tag@Example.co.uk ",
+            "a@b.xn--p1ai",
+            "x@sub-domain.example.org",
+        ] {
             assert!(Email::parse(valid).is_ok(), "{valid}");
         }
         for invalid in [
@@ -394,6 +432,11 @@ mod tests {
             "ada@example",
             "a b@example.com",
             "ada@example.com.",
+            "a@b_c.com",
+            "a@b.ab--cd",
+            "a@-b.com",
+            "a@b.c",
+            "a@[127.0.0.1]",
         ] {
             assert!(Email::parse(invalid).is_err(), "{invalid}");
         }
@@ -417,6 +460,19 @@ mod tests {
         assert!(UserPatch::parse(&json!([])).unwrap_err().contains_key("body"));
         let patch = UserPatch::parse(&json!({"role": "admin"})).expect("valid");
         assert_eq!(patch.role, Some(Role::Admin));
+        let patch = UserPatch::parse(&json!({"role": "admin", "name": null})).expect("null means not given");
+        assert!(patch.name.is_none());
+        assert!(
+            UserPatch::parse(&json!({"role": null}))
+                .unwrap_err()
+                .contains_key("body")
+        );
+        let user = NewUser::parse(&json!({"name": "Ada", "email": "ada@example.com", "role": null})).expect("valid");
+        assert_eq!(user.role, Role::User);
+        assert_eq!(
+            NewUser::parse(&json!({"name": null, "email": "ada@example.com"})).unwrap_err()["name"],
+            "is required"
+        );
     }
 
     #[test]

@@ -417,3 +417,220 @@ pub async fn wait_ready(client: &reqwest::Client, url: &str, within: Duration) {
     })
     .await;
 }
+
+// ---------------------------------------------------------------------------------------------
+// Reliability suite (concurrency, outage, drain, legacy, fuzz): added helpers only.
+// ---------------------------------------------------------------------------------------------
+
+/// `http://127.0.0.1:{port}`.
+pub fn local(port: u16) -> String {
+    format!("http://127.0.0.1:{port}")
+}
+
+/// A client that opens a new connection for every request: tells "the listener is closed"
+/// apart from "a pooled keep-alive connection still works".
+pub fn fresh_connection_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .pool_max_idle_per_host(0)
+        .build()
+        .expect("http client")
+}
+
+/// Polls `url` every 10 ms until it answers `status`; returns how long that took.
+pub async fn wait_for_status(client: &reqwest::Client, url: &str, status: u16, within: Duration) -> Duration {
+    let started = Instant::now();
+    loop {
+        let answer = client
+            .get(url)
+            .timeout(Duration::from_secs(2))
+            .send()
+            .await
+            .map(|r| r.status().as_u16());
+        if answer.as_ref().is_ok_and(|s| *s == status) {
+            return started.elapsed();
+        }
+        assert!(
+            started.elapsed() < within,
+            "timed out after {within:?} waiting for {url} to answer {status} (last: {answer:?})"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Prints one measured figure in a greppable form (`cargo nextest run --no-capture | grep FIGURE`).
+pub fn figure(name: &str, value: impl std::fmt::Display) {
+    eprintln!("FIGURE {name} = {value}");
+}
+
+/// Every key in the Redis keyspace with an order-independent rendering of its value, so two
+/// dumps compare equal exactly when the data is the same.
+pub fn keyspace_dump(conn: &mut redis::Connection) -> std::collections::BTreeMap<String, String> {
+    let keys: Vec<String> = redis::cmd("KEYS").arg("*").query(conn).expect("KEYS");
+    keys.into_iter()
+        .map(|key| {
+            let kind: String = redis::cmd("TYPE").arg(&key).query(conn).expect("TYPE");
+            let value = match kind.as_str() {
+                "string" => redis::cmd("GET").arg(&key).query::<String>(conn).expect("GET"),
+                "hash" => {
+                    let fields: std::collections::BTreeMap<String, String> =
+                        redis::cmd("HGETALL").arg(&key).query(conn).expect("HGETALL");
+                    format!("{fields:?}")
+                }
+                "zset" => {
+                    let members: Vec<(String, String)> = redis::cmd("ZRANGE")
+                        .arg(&key)
+                        .arg(0)
+                        .arg(-1)
+                        .arg("WITHSCORES")
+                        .query(conn)
+                        .expect("ZRANGE");
+                    let sorted: std::collections::BTreeSet<(String, String)> = members.into_iter().collect();
+                    format!("{sorted:?}")
+                }
+                other => format!("<{other}>"),
+            };
+            (key, format!("{kind}:{value}"))
+        })
+        .collect()
+}
+
+/// Checks the Redis layout (DESIGN §5) for inconsistencies and describes each one:
+/// - a dangling email index entry: `users:email:{k}` whose id has no hash, or whose hash's
+///   `emailKey` is not `k`;
+/// - a user whose own index entry is missing or names someone else (allowed only when
+///   `allow_shared_legacy_emails` and the owner is another user with the same `emailKey`:
+///   migrated duplicates, see src/users/legacy.rs);
+/// - creation-index members without a hash, and hashes missing from the creation index.
+pub fn index_problems(conn: &mut redis::Connection, allow_shared_legacy_emails: bool) -> Vec<String> {
+    use std::collections::{HashMap, HashSet};
+    let mut problems = Vec::new();
+    let user_keys: Vec<String> = redis::cmd("KEYS").arg("users:user:*").query(conn).expect("KEYS");
+    let mut users: HashMap<String, HashMap<String, String>> = HashMap::new();
+    for key in user_keys {
+        let fields: HashMap<String, String> = redis::cmd("HGETALL").arg(&key).query(conn).expect("HGETALL");
+        users.insert(key.trim_start_matches("users:user:").to_owned(), fields);
+    }
+    let email_keys: Vec<String> = redis::cmd("KEYS").arg("users:email:*").query(conn).expect("KEYS");
+    for key in &email_keys {
+        let email_key = key.trim_start_matches("users:email:");
+        let id: String = redis::cmd("GET").arg(key).query(conn).expect("GET");
+        match users.get(&id) {
+            None => problems.push(format!("dangling index entry {key} -> {id}: no such user")),
+            Some(fields) if fields.get("emailKey").map(String::as_str) != Some(email_key) => problems.push(format!(
+                "dangling index entry {key} -> {id}, whose emailKey is {:?}",
+                fields.get("emailKey")
+            )),
+            Some(_) => {}
+        }
+    }
+    let created: Vec<String> = redis::cmd("ZRANGE")
+        .arg("users:by_created")
+        .arg(0)
+        .arg(-1)
+        .query(conn)
+        .expect("ZRANGE");
+    let created: HashSet<String> = created.into_iter().collect();
+    for (id, fields) in &users {
+        if fields.get("id") != Some(id) {
+            problems.push(format!("users:user:{id} holds id {:?}", fields.get("id")));
+        }
+        if !created.contains(id) {
+            problems.push(format!("users:user:{id} is missing from users:by_created"));
+        }
+        let Some(email_key) = fields.get("emailKey") else {
+            problems.push(format!("users:user:{id} has no emailKey"));
+            continue;
+        };
+        let owner: Option<String> = redis::cmd("GET")
+            .arg(format!("users:email:{email_key}"))
+            .query(conn)
+            .expect("GET");
+        match owner {
+            Some(owner) if &owner == id => {}
+            Some(owner)
+                if allow_shared_legacy_emails
+                    && users.get(&owner).and_then(|f| f.get("emailKey")) == Some(email_key) => {}
+            other => problems.push(format!(
+                "users:user:{id} (emailKey {email_key:?}) is not indexed: index names {other:?}"
+            )),
+        }
+    }
+    for id in created {
+        if !users.contains_key(&id) {
+            problems.push(format!("users:by_created member {id} has no hash"));
+        }
+    }
+    problems
+}
+
+/// The environment of a `user-service` process on `redis` (password in the URL) at `port`.
+pub fn user_service_env(redis: &RedisServer, port: u16) -> Vec<(&'static str, String)> {
+    vec![("PORT", port.to_string()), ("REDIS_URL", redis.url())]
+}
+
+/// The pid of a test Redis server (from `INFO server`).
+pub fn redis_pid(redis: &RedisServer) -> i32 {
+    let info: String = redis::cmd("INFO")
+        .arg("server")
+        .query(&mut redis.connection())
+        .expect("INFO");
+    info.lines()
+        .find_map(|line| line.strip_prefix("process_id:"))
+        .and_then(|pid| pid.trim().parse().ok())
+        .expect("process_id in INFO")
+}
+
+/// Waits until every thread of `pid` is stopped: kill(SIGSTOP) returns before the signal has
+/// stopped threads running on other CPUs, and a request sent in that gap is still served.
+pub async fn wait_stopped(pid: i32, within: Duration) {
+    let all_stopped = || {
+        let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+            return false;
+        };
+        tasks.flatten().all(|task| {
+            std::fs::read_to_string(task.path().join("stat"))
+                .ok()
+                .and_then(|stat| {
+                    // The state follows the parenthesised command name.
+                    stat.rsplit_once(") ").and_then(|(_, rest)| rest.chars().next())
+                })
+                .is_some_and(|state| matches!(state, 'T' | 't'))
+        })
+    };
+    eventually(within, &format!("process {pid} to be stopped"), || {
+        let stopped = all_stopped();
+        async move { stopped }
+    })
+    .await;
+}
+
+/// Like [`Stack::start`] on Redis, with a chosen Redis command deadline: the concurrency
+/// tests give Redis (fsync on every write) room on a loaded CI machine, so a slow disk is not
+/// mistaken for a lost write.
+pub async fn redis_stack(command_timeout: Duration) -> Stack {
+    let shutdown = Shutdown::new();
+    let registry = metrics::new_registry();
+    let server = RedisServer::start();
+    let store = RedisStore::connect(&server.config(command_timeout), RedisMetrics::register(&registry)).expect("store");
+    let app = users::build_with_store(Arc::new(store), registry, &settings(), shutdown.clone());
+    app.started.store(true, std::sync::atomic::Ordering::Release);
+    let user_service = UserServiceUnderTest {
+        app,
+        redis: Some(server),
+        shutdown,
+    };
+    let users = serve(user_service.app.router.clone(), user_service.shutdown.clone()).await;
+    let gateway_shutdown = Shutdown::new();
+    let app = gateway::build(
+        &gateway_config(&users.url(""), command_timeout + Duration::from_secs(2), 512),
+        gateway_shutdown.clone(),
+    );
+    let gateway = serve(app.router, gateway_shutdown).await;
+    Stack {
+        gateway,
+        users,
+        user_service,
+        gateway_registry: app.registry,
+    }
+}

@@ -14,7 +14,12 @@ macro_rules! on_both_stores {
     };
 }
 
+mod concurrency;
+mod drain;
+mod fuzz;
 mod gateway;
+mod legacy;
+mod outage;
 mod process;
 mod props;
 mod store_contract;

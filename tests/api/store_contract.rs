@@ -22,7 +22,6 @@ fn new_user(name: &str, email: &str, at: OffsetDateTime) -> User {
     )
 }
 
-
 on_both_stores!(
     cursor_survives_deletion_of_its_user,
     users_created_in_the_same_millisecond_page_without_gaps,

@@ -52,7 +52,6 @@ async fn create(svc: &UserServiceUnderTest, name: &str, email: &str) -> Value {
     reply.body
 }
 
-
 on_both_stores!(
     create_returns_the_user_with_defaults_and_location,
     duplicate_email_in_any_case_is_409,
@@ -256,7 +255,10 @@ async fn list_pages_through_everyone_in_creation_order(backend: Backend) {
     let mut created = Vec::new();
     for i in 0..7 {
         let user = create(&svc, &format!("User {i}"), &format!("user{i}@example.com")).await;
-        created.push((user["createdAt"].as_str().expect("time").to_owned(), user["id"].as_str().expect("id").to_owned()));
+        created.push((
+            user["createdAt"].as_str().expect("time").to_owned(),
+            user["id"].as_str().expect("id").to_owned(),
+        ));
     }
     // Oldest first; users created in the same millisecond are ordered by id.
     created.sort();
