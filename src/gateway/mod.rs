@@ -22,9 +22,11 @@ use upstream::{Upstream, UpstreamMetrics};
 
 pub const SERVICE_NAME: &str = "api-gateway";
 
+/// Handler state. axum clones the state for every request: behind an `Arc` that is one
+/// reference count, not a clone of the hyper client, URI, budget and metric handles.
 #[derive(Clone)]
 pub struct Gateway {
-    upstream: Upstream,
+    upstream: Arc<Upstream>,
 }
 
 pub struct GatewayApp {
@@ -51,7 +53,9 @@ pub fn build(config: &GatewayConfig, shutdown: Shutdown) -> GatewayApp {
                 .patch(routes::update_user)
                 .delete(routes::delete_user),
         )
-        .with_state(Gateway { upstream });
+        .with_state(Gateway {
+            upstream: Arc::new(upstream),
+        });
     let api = LoadShedder::new(config.server.max_concurrent_requests, http_metrics.clone()).apply(api);
     let openapi = Arc::new(crate::openapi::document());
     let router = api

@@ -1,7 +1,7 @@
 //! The middleware stack every server of this binary uses, and the pieces it is made of.
 //!
 //! Outermost first: `observe` (request id, trace context, span, metrics, access log, JSON for
-//! any error the framework produced) → request deadline → panic to 500 → read the whole body.
+//! any error the framework produced, the request deadline, reading the whole body) → panic to 500.
 //! API routes also get `shed_load`; health and metrics routes never do, so probes keep
 //! answering under overload.
 
@@ -44,56 +44,61 @@ pub struct Observer {
     pub metrics: HttpMetrics,
 }
 
-/// Adds the common stack to a finished router.
+/// What `observe` needs; shared, since axum clones a middleware's state for every request.
+struct ObserveState {
+    observer: Observer,
+    request_timeout: Duration,
+}
+
+/// Adds the common stack to a finished router. `Router::layer` wraps every route separately
+/// and each `from_fn` layer costs boxed service clones and futures per request, so the request
+/// deadline and reading the whole body happen inside `observe` instead of in layers of their own.
 pub fn common_layers(router: Router, observer: Observer, request_timeout: Duration) -> Router {
+    let state = Arc::new(ObserveState {
+        observer,
+        request_timeout,
+    });
     router
-        .layer(middleware::from_fn(read_whole_body))
         .layer(CatchPanicLayer::custom(|_panic| ApiError::Internal.into_response()))
-        .layer(middleware::from_fn_with_state(request_timeout, enforce_deadline))
-        .layer(middleware::from_fn_with_state(observer, observe))
+        .layer(middleware::from_fn_with_state(state, observe))
 }
 
-/// Reads the whole request body before routing. A response sent before the body was read (a
-/// 404, 405 or 415, or a DELETE that ignores its body) makes hyper close the connection after
-/// it, and a pooling client such as our gateway may already have reused that connection for
-/// another request, which then fails. Bodies are bounded, so buffering costs at most the limit.
-async fn read_whole_body(req: Request, next: Next) -> Response {
-    let (parts, body) = req.into_parts();
-    match axum::body::to_bytes(body, BODY_LIMIT_BYTES).await {
-        Ok(bytes) => next.run(Request::from_parts(parts, Body::from(bytes))).await,
-        Err(err) => {
-            let too_large = err.into_inner().is::<http_body_util::LengthLimitError>();
-            let mut response = if too_large {
-                ApiError::PayloadTooLarge
-            } else {
-                ApiError::BadRequest("could not read the request body".into())
-            }
-            .into_response();
-            // The rest of the body is still on the wire; this connection cannot carry another request.
-            response
-                .headers_mut()
-                .insert(CONNECTION, HeaderValue::from_static("close"));
-            response
-        }
+/// The answer when the request body cannot be read whole. `observe` reads every body before
+/// routing: a response sent before the body was read (a 404, 405 or 415, or a DELETE that
+/// ignores its body) makes hyper close the connection after it, and a pooling client such as
+/// our gateway may already have reused that connection for another request, which then fails.
+/// Bodies are bounded, so buffering costs at most the limit.
+fn body_error(err: axum::Error) -> Response {
+    let too_large = err.into_inner().is::<http_body_util::LengthLimitError>();
+    let mut response = if too_large {
+        ApiError::PayloadTooLarge
+    } else {
+        ApiError::BadRequest("could not read the request body".into())
     }
+    .into_response();
+    // The rest of the body is still on the wire; this connection cannot carry another request.
+    response
+        .headers_mut()
+        .insert(CONNECTION, HeaderValue::from_static("close"));
+    response
 }
 
-async fn observe(State(observer): State<Observer>, mut req: Request, next: Next) -> Response {
+async fn observe(State(state): State<Arc<ObserveState>>, mut req: Request, next: Next) -> Response {
+    let observer = &state.observer;
     let started = Instant::now();
     let request_id = RequestId::from_headers(req.headers());
     let trace = TraceContext::from_headers(req.headers());
     let method = req.method().clone();
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| UNMATCHED_ROUTE.to_owned(), |path| path.as_str().to_owned());
+    // MatchedPath holds an Arc<str>: cloning it allocates nothing.
+    let matched = req.extensions().get::<MatchedPath>().cloned();
+    let route = matched.as_ref().map_or(UNMATCHED_ROUTE, MatchedPath::as_str);
     let span = tracing::info_span!(
         "request",
         service = observer.service,
         request_id = request_id.as_str(),
         trace_id = trace.trace_id(),
         method = method.as_str(),
-        route = route.as_str(),
+        route = route,
         status = Empty,
         duration_ms = Empty,
     );
@@ -103,7 +108,26 @@ async fn observe(State(observer): State<Observer>, mut req: Request, next: Next)
 
     let metrics = &observer.metrics;
     metrics.in_flight.inc();
-    let mut response = next.run(req).instrument(span.clone()).await;
+    let handle = async move {
+        // The whole body first: see `body_error`.
+        let (parts, body) = req.into_parts();
+        match axum::body::to_bytes(body, BODY_LIMIT_BYTES).await {
+            Ok(bytes) => next.run(Request::from_parts(parts, Body::from(bytes))).await,
+            Err(err) => body_error(err),
+        }
+    };
+    let mut response = match tokio::time::timeout(state.request_timeout, handle.instrument(span.clone())).await {
+        Ok(response) => response,
+        Err(_) => {
+            span.in_scope(|| {
+                tracing::warn!(
+                    deadline_ms = state.request_timeout.as_millis() as u64,
+                    "request exceeded its deadline"
+                );
+            });
+            ApiError::Timeout.into_response()
+        }
+    };
     metrics.in_flight.dec();
 
     let status = response.status();
@@ -128,11 +152,11 @@ async fn observe(State(observer): State<Observer>, mut req: Request, next: Next)
     let status_label = status.as_str();
     metrics
         .requests_total
-        .with_label_values(&[method.as_str(), route.as_str(), status_label])
+        .with_label_values(&[method.as_str(), route, status_label])
         .inc();
     metrics
         .request_duration
-        .with_label_values(&[method.as_str(), route.as_str()])
+        .with_label_values(&[method.as_str(), route])
         .observe(elapsed.as_secs_f64());
     let duration_ms = (elapsed.as_secs_f64() * 1000.0 * 1000.0).round() / 1000.0;
     span.record("status", status.as_u16());
@@ -153,19 +177,6 @@ fn is_json(response: &Response) -> bool {
         .get(CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("application/json") || v.starts_with("application/problem+json"))
-}
-
-async fn enforce_deadline(State(deadline): State<Duration>, req: Request, next: Next) -> Response {
-    match tokio::time::timeout(deadline, next.run(req)).await {
-        Ok(response) => response,
-        Err(_) => {
-            tracing::warn!(
-                deadline_ms = deadline.as_millis() as u64,
-                "request exceeded its deadline"
-            );
-            ApiError::Timeout.into_response()
-        }
-    }
 }
 
 /// A bound on requests served at once. Past it, requests are refused at once with 503 instead

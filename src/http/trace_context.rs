@@ -1,8 +1,6 @@
 //! W3C trace context (`traceparent`): the gateway continues the client's trace or starts one,
 //! and forwards it with a new parent id so the user-service's lines share the `trace_id`.
 
-use std::fmt::Write;
-
 use axum::http::{HeaderMap, HeaderName, HeaderValue};
 
 pub const HEADER: HeaderName = HeaderName::from_static("traceparent");
@@ -41,15 +39,18 @@ impl TraceContext {
 
     /// The header to send downstream: same trace, this hop as parent.
     pub fn traceparent(&self) -> HeaderValue {
-        let mut value = String::with_capacity(55);
-        let _ = write!(
-            value,
-            "00-{:032x}-{:016x}-{:02x}",
-            self.trace_id,
-            self.span_id,
-            u8::from(self.sampled)
-        );
-        HeaderValue::from_str(&value).expect("hex digits and dashes are a valid header value")
+        // Hex by hand into a stack buffer: `write!` with `{:032x}` costs more than the rest
+        // of building the upstream request.
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let mut buffer = *b"00-00000000000000000000000000000000-0000000000000000-00";
+        for (i, slot) in buffer[3..35].iter_mut().enumerate() {
+            *slot = HEX[((self.trace_id >> (124 - 4 * i)) & 0xf) as usize];
+        }
+        for (i, slot) in buffer[36..52].iter_mut().enumerate() {
+            *slot = HEX[((self.span_id >> (60 - 4 * i)) & 0xf) as usize];
+        }
+        buffer[54] = if self.sampled { b'1' } else { b'0' };
+        HeaderValue::from_bytes(&buffer).expect("hex digits and dashes are a valid header value")
     }
 }
 

@@ -5,10 +5,9 @@
 //! tracing-subscriber's JSON formatter nests span fields under `span`/`spans`; log pipelines
 //! (Loki, Elasticsearch) index top-level keys, hence this small layer of our own.
 
-use std::io::Write;
+use std::{cell::RefCell, fmt, io::Write};
 
-use serde_json::{Map, Value};
-use time::{OffsetDateTime, format_description::well_known::Rfc3339};
+use time::OffsetDateTime;
 use tracing::{
     Event, Subscriber,
     field::{Field, Visit},
@@ -34,6 +33,12 @@ pub fn init(config: &TelemetryConfig, service: &'static str) {
 }
 
 /// A layer writing one JSON object per event.
+///
+/// It is on the path of every request (one access line per request at the default `info`),
+/// so it writes the line straight into a reused per-thread buffer: no map of owned keys and
+/// values is built and no field is cloned. Precedence when a key occurs more than once:
+/// `target` > the event's fields > inner span > outer span > the defaults (`timestamp`,
+/// `level`, `service`, `version`, `message`); each key is written once.
 pub struct JsonLines<W> {
     service: &'static str,
     make_writer: W,
@@ -45,8 +50,62 @@ impl<W> JsonLines<W> {
     }
 }
 
-/// Span fields, stored in the span's extensions when the span is created.
-struct SpanFields(Map<String, Value>);
+/// A span field's value, kept for the span's lifetime.
+#[derive(Debug, Clone)]
+enum FieldValue {
+    Str(String),
+    I64(i64),
+    U64(u64),
+    F64(f64),
+    Bool(bool),
+}
+
+/// Span fields, stored in the span's extensions when the span is created; a field recorded
+/// later replaces the earlier value.
+#[derive(Default)]
+struct SpanFields(Vec<(&'static str, FieldValue)>);
+
+impl SpanFields {
+    fn set(&mut self, name: &'static str, value: FieldValue) {
+        match self.0.iter_mut().find(|(key, _)| *key == name) {
+            Some(slot) => slot.1 = value,
+            None => self.0.push((name, value)),
+        }
+    }
+
+    fn has(&self, name: &str) -> bool {
+        self.0.iter().any(|(key, _)| *key == name)
+    }
+}
+
+impl Visit for SpanFields {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.set(field.name(), FieldValue::Str(value.to_owned()));
+    }
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        self.set(field.name(), FieldValue::I64(value));
+    }
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        self.set(field.name(), FieldValue::U64(value));
+    }
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        self.set(field.name(), FieldValue::F64(value));
+    }
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        self.set(field.name(), FieldValue::Bool(value));
+    }
+    fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
+        self.set(field.name(), FieldValue::Str(value.to_string()));
+    }
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        self.set(field.name(), FieldValue::Str(format!("{value:?}")));
+    }
+}
+
+thread_local! {
+    /// The line being written; reused, so logging allocates nothing per line once warm.
+    static LINE: RefCell<Vec<u8>> = RefCell::new(Vec::with_capacity(512));
+}
 
 impl<S, W> Layer<S> for JsonLines<W>
 where
@@ -55,88 +114,198 @@ where
 {
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
         let Some(span) = ctx.span(id) else { return };
-        let mut fields = FieldVisitor::default();
+        let mut fields = SpanFields(Vec::with_capacity(attrs.fields().len()));
         attrs.record(&mut fields);
-        span.extensions_mut().insert(SpanFields(fields.0));
+        span.extensions_mut().insert(fields);
     }
 
     fn on_record(&self, id: &Id, values: &Record<'_>, ctx: Context<'_, S>) {
         let Some(span) = ctx.span(id) else { return };
         let mut extensions = span.extensions_mut();
-        if let Some(SpanFields(fields)) = extensions.get_mut::<SpanFields>() {
-            let mut visitor = FieldVisitor(std::mem::take(fields));
-            values.record(&mut visitor);
-            *fields = visitor.0;
+        if let Some(fields) = extensions.get_mut::<SpanFields>() {
+            values.record(fields);
         }
     }
 
     fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
-        let mut line = Map::new();
-        let timestamp = OffsetDateTime::now_utc().format(&Rfc3339).unwrap_or_default();
-        line.insert("timestamp".into(), Value::String(timestamp));
-        line.insert(
-            "level".into(),
-            Value::String(event.metadata().level().as_str().to_lowercase()),
-        );
-        line.insert("service".into(), Value::String(self.service.into()));
-        line.insert("version".into(), Value::String(crate::VERSION.into()));
-        line.insert("message".into(), Value::String(String::new()));
-        if let Some(scope) = ctx.event_scope(event) {
-            for span in scope.from_root() {
-                if let Some(SpanFields(fields)) = span.extensions().get::<SpanFields>() {
-                    line.extend(fields.iter().map(|(k, v)| (k.clone(), v.clone())));
+        let spans: Vec<_> = ctx
+            .event_scope(event)
+            .map(|scope| scope.from_root().collect())
+            .unwrap_or_default();
+        let extensions: Vec<_> = spans.iter().map(|span| span.extensions()).collect();
+        let span_fields: Vec<&SpanFields> = extensions.iter().filter_map(|ext| ext.get::<SpanFields>()).collect();
+        let event_fields = event.metadata().fields();
+        // Whether a later source (spans from index `from` inward, the event, `target`) sets `key`.
+        let shadowed = |key: &str, from: usize| {
+            key == "target" || event_fields.field(key).is_some() || span_fields[from..].iter().any(|f| f.has(key))
+        };
+        LINE.with_borrow_mut(|line| {
+            line.clear();
+            line.push(b'{');
+            if !shadowed("timestamp", 0) {
+                let now = crate::users::model::format_timestamp(OffsetDateTime::now_utc());
+                put_str(line, "timestamp", &now);
+            }
+            if !shadowed("level", 0) {
+                put_str(line, "level", level_name(event.metadata().level()));
+            }
+            for (key, value) in [("service", self.service), ("version", crate::VERSION), ("message", "")] {
+                if !shadowed(key, 0) {
+                    put_str(line, key, value);
                 }
             }
+            for (index, fields) in span_fields.iter().enumerate() {
+                for (key, value) in &fields.0 {
+                    if !shadowed(key, index + 1) {
+                        put_value(line, key, value);
+                    }
+                }
+            }
+            event.record(&mut EventFields(line));
+            put_str(line, "target", event.metadata().target());
+            line.extend_from_slice(b"}\n");
+            // One write per line keeps lines whole when several threads log at once.
+            let _ = self.make_writer.make_writer().write_all(line);
+            if line.capacity() > 64 * 1024 {
+                // A huge line (a long error message) should not pin its buffer forever.
+                *line = Vec::with_capacity(512);
+            }
+        });
+    }
+}
+
+fn level_name(level: &tracing::Level) -> &'static str {
+    match *level {
+        tracing::Level::TRACE => "trace",
+        tracing::Level::DEBUG => "debug",
+        tracing::Level::INFO => "info",
+        tracing::Level::WARN => "warn",
+        tracing::Level::ERROR => "error",
+    }
+}
+
+/// `,"key":` (no comma right after the opening brace).
+fn put_key(line: &mut Vec<u8>, key: &str) {
+    if line.len() > 1 {
+        line.push(b',');
+    }
+    put_json_str(line, key);
+    line.push(b':');
+}
+
+fn put_json_str(line: &mut Vec<u8>, value: &str) {
+    // Writing into a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut *line, value);
+}
+
+fn put_str(line: &mut Vec<u8>, key: &str, value: &str) {
+    put_key(line, key);
+    put_json_str(line, value);
+}
+
+fn put_value(line: &mut Vec<u8>, key: &str, value: &FieldValue) {
+    put_key(line, key);
+    match value {
+        FieldValue::Str(s) => put_json_str(line, s),
+        FieldValue::I64(n) => {
+            let _ = write!(line, "{n}");
         }
-        let mut fields = FieldVisitor(line);
-        event.record(&mut fields);
-        let mut line = fields.0;
-        line.insert("target".into(), Value::String(event.metadata().target().into()));
-        let Ok(mut bytes) = serde_json::to_vec(&line) else {
-            return;
-        };
-        bytes.push(b'\n');
-        // One write per line keeps lines whole when several threads log at once.
-        let _ = self.make_writer.make_writer().write_all(&bytes);
+        FieldValue::U64(n) => {
+            let _ = write!(line, "{n}");
+        }
+        // NaN and infinities become null, as serde_json::Value does.
+        FieldValue::F64(n) => {
+            let _ = serde_json::to_writer(&mut *line, n);
+        }
+        FieldValue::Bool(b) => line.extend_from_slice(if *b { b"true" } else { b"false" }),
     }
 }
 
-#[derive(Default)]
-struct FieldVisitor(Map<String, Value>);
+/// Writes the event's own fields straight into the line (`target` is written last, by the
+/// caller, and wins).
+struct EventFields<'a>(&'a mut Vec<u8>);
 
-impl FieldVisitor {
-    fn insert(&mut self, field: &Field, value: Value) {
-        self.0.insert(field.name().to_owned(), value);
+impl EventFields<'_> {
+    fn key(&mut self, field: &Field) -> bool {
+        if field.name() == "target" {
+            return false;
+        }
+        put_key(self.0, field.name());
+        true
     }
 }
 
-impl Visit for FieldVisitor {
+impl Visit for EventFields<'_> {
     fn record_str(&mut self, field: &Field, value: &str) {
-        self.insert(field, Value::String(value.to_owned()));
+        if self.key(field) {
+            put_json_str(self.0, value);
+        }
     }
     fn record_i64(&mut self, field: &Field, value: i64) {
-        self.insert(field, Value::from(value));
+        if self.key(field) {
+            let _ = write!(self.0, "{value}");
+        }
     }
     fn record_u64(&mut self, field: &Field, value: u64) {
-        self.insert(field, Value::from(value));
+        if self.key(field) {
+            let _ = write!(self.0, "{value}");
+        }
     }
     fn record_f64(&mut self, field: &Field, value: f64) {
-        self.insert(field, Value::from(value));
+        if self.key(field) {
+            let _ = serde_json::to_writer(&mut *self.0, &value);
+        }
     }
     fn record_bool(&mut self, field: &Field, value: bool) {
-        self.insert(field, Value::Bool(value));
+        if self.key(field) {
+            self.0.extend_from_slice(if value { b"true" } else { b"false" });
+        }
     }
     fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
-        self.insert(field, Value::String(value.to_string()));
+        self.record_debug(field, &format_args!("{value}"));
     }
-    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
-        self.insert(field, Value::String(format!("{value:?}")));
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        if self.key(field) {
+            self.0.push(b'"');
+            let _ = fmt::write(&mut JsonEscaped(self.0), format_args!("{value:?}"));
+            self.0.push(b'"');
+        }
+    }
+}
+
+/// Formats into the line with JSON string escaping, without an intermediate `String`.
+struct JsonEscaped<'a>(&'a mut Vec<u8>);
+
+impl fmt::Write for JsonEscaped<'_> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        let mut start = 0;
+        for (i, byte) in s.bytes().enumerate() {
+            let escape: &[u8] = match byte {
+                b'"' => b"\\\"",
+                b'\\' => b"\\\\",
+                b'\n' => b"\\n",
+                b'\r' => b"\\r",
+                b'\t' => b"\\t",
+                0x00..=0x1f => b"",
+                _ => continue,
+            };
+            self.0.extend_from_slice(&s.as_bytes()[start..i]);
+            if escape.is_empty() {
+                let _ = write!(self.0, "\\u{byte:04x}");
+            } else {
+                self.0.extend_from_slice(escape);
+            }
+            start = i + 1;
+        }
+        self.0.extend_from_slice(&s.as_bytes()[start..]);
+        Ok(())
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::Value;
     use std::sync::{Arc, Mutex};
 
     #[derive(Clone, Default)]
@@ -177,5 +346,31 @@ mod tests {
         assert_eq!(line["level"], "info");
         assert_eq!(line["version"], crate::VERSION);
         assert!(line["timestamp"].as_str().is_some_and(|t| t.ends_with('Z')));
+    }
+
+    #[test]
+    fn each_key_once_with_event_fields_winning_and_text_escaped() {
+        let captured = Captured::default();
+        let writer = captured.clone();
+        let subscriber = tracing_subscriber::registry().with(JsonLines::new("test-svc", move || writer.clone()));
+        tracing::subscriber::with_default(subscriber, || {
+            let outer = tracing::info_span!("outer", who = "outer", service = "svc-a");
+            let _outer = outer.enter();
+            let inner = tracing::info_span!("inner", who = "inner");
+            let _inner = inner.enter();
+            let error = std::io::Error::other("bad \"quote\"\n\u{1}");
+            tracing::warn!(who = 7_i64, error = %error, ratio = f64::NAN, "line \"one\"\ttwo");
+        });
+        let bytes = captured.0.lock().expect("lock").clone();
+        let text = std::str::from_utf8(&bytes).expect("utf-8");
+        assert_eq!(text.matches("\"who\"").count(), 1, "{text}");
+        let line: Value = serde_json::from_str(text.trim_end()).expect("json");
+        assert_eq!(line["who"], 7);
+        assert_eq!(line["service"], "svc-a");
+        assert_eq!(line["level"], "warn");
+        assert_eq!(line["message"], "line \"one\"\ttwo");
+        assert_eq!(line["error"], "bad \"quote\"\n\u{1}");
+        assert_eq!(line["ratio"], Value::Null);
+        assert!(line["target"].as_str().is_some_and(|t| t.contains("logging")));
     }
 }

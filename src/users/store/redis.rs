@@ -15,7 +15,7 @@ use std::{
 
 use prometheus::{HistogramVec, Registry};
 use redis::{Script, Value, aio::ConnectionManager, aio::ConnectionManagerConfig};
-use time::{OffsetDateTime, format_description::well_known::Rfc3339};
+use time::OffsetDateTime;
 
 use super::{Cursor, Page, PageRequest, StoreError, UserStore};
 use crate::{
@@ -197,11 +197,14 @@ impl UserStore for RedisStore {
     }
 
     async fn get(&self, id: &UserId) -> Result<Option<User>, StoreError> {
-        let fields: HashMap<String, String> = self.query("get", redis::cmd("HGETALL").arg(user_key(id))).await?;
-        if fields.is_empty() {
+        // HMGET of fixed fields, not HGETALL: half the reply to parse, no map to build.
+        let values: Vec<Option<String>> = self
+            .query("get", redis::cmd("HMGET").arg(user_key(id)).arg(&READ_FIELDS))
+            .await?;
+        if values.iter().all(Option::is_none) {
             return Ok(None);
         }
-        user_from_fields(&fields).map(Some)
+        user_from_values(values).map(Some)
     }
 
     async fn update(&self, id: &UserId, patch: &UserPatch, now: OffsetDateTime) -> Result<User, StoreError> {
@@ -255,7 +258,8 @@ impl UserStore for RedisStore {
             .arg(page.limit)
             .arg(millis)
             .arg(id)
-            .arg(USER_KEY_PREFIX);
+            .arg(USER_KEY_PREFIX)
+            .arg(&READ_FIELDS);
         let reply: Vec<Value> = self.invoke("list", invocation).await?;
         let mut items = reply.into_iter();
         let total: u64 = match items.next() {
@@ -264,9 +268,9 @@ impl UserStore for RedisStore {
         };
         let mut users = Vec::with_capacity(page.limit.min(items.len()));
         for item in items {
-            let flat: Vec<String> =
+            let values: Vec<Option<String>> =
                 redis::from_redis_value(item).map_err(|err| StoreError::Unavailable(err.to_string()))?;
-            users.push(user_from_fields(&pairs(&flat))?);
+            users.push(user_from_values(values)?);
         }
         let more = users.len() > page.limit;
         users.truncate(page.limit);
@@ -306,12 +310,40 @@ fn pairs(flat: &[String]) -> HashMap<String, String> {
         .collect()
 }
 
+/// The hash fields a user is read back from, in the order `HMGET` (in `get` and list.lua)
+/// returns them; `user_from_values` takes them apart in this order.
+const READ_FIELDS: [&str; 6] = ["id", "name", "email", "role", "createdAt", "updatedAt"];
+
+/// Rebuilds a user from the values of [`READ_FIELDS`] (`None` = field missing). As
+/// [`user_from_fields`], a missing or invalid field means the hash was edited by hand.
+fn user_from_values(values: Vec<Option<String>>) -> Result<User, StoreError> {
+    let corrupt = |field: &str| StoreError::Unavailable(format!("stored user has an invalid {field}"));
+    let [id, name, email, role, created_at, updated_at]: [Option<String>; 6] = values
+        .try_into()
+        .map_err(|_| StoreError::Unavailable("unexpected HMGET reply".into()))?;
+    let time = |value: Option<String>, field: &str| {
+        value
+            .as_deref()
+            .and_then(crate::users::model::parse_timestamp)
+            .ok_or_else(|| corrupt(field))
+    };
+    Ok(User {
+        id: id.as_deref().and_then(UserId::parse).ok_or_else(|| corrupt("id"))?,
+        // Migrated records keep what the old service stored, even where today's rules are stricter.
+        name: UserName::stored(name.ok_or_else(|| corrupt("name"))?),
+        email: Email::stored(email.ok_or_else(|| corrupt("email"))?),
+        role: Role::parse(role.as_deref().ok_or_else(|| corrupt("role"))?).unwrap_or_default(),
+        created_at: time(created_at, "createdAt")?,
+        updated_at: time(updated_at, "updatedAt")?,
+    })
+}
+
 /// Rebuilds a user from its hash. Stored data was validated on the way in, so a failure here
 /// means someone edited Redis by hand: reported as unavailable (logged), never half-shown.
 fn user_from_fields(fields: &HashMap<String, String>) -> Result<User, StoreError> {
     let corrupt = |field: &str| StoreError::Unavailable(format!("stored user has an invalid {field}"));
     let get = |field: &str| fields.get(field).ok_or_else(|| corrupt(field));
-    let time = |field: &str| OffsetDateTime::parse(get(field)?, &Rfc3339).map_err(|_| corrupt(field));
+    let time = |field: &str| crate::users::model::parse_timestamp(get(field)?).ok_or_else(|| corrupt(field));
     Ok(User {
         id: UserId::parse(get("id")?).ok_or_else(|| corrupt("id"))?,
         // Migrated records keep what the old service stored, even where today's rules are stricter.

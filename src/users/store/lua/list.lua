@@ -1,7 +1,7 @@
 -- One page of users in creation order, with the total, in one round trip.
 -- KEYS: 1 creation index; ARGV: 1 limit, 2 cursor millis ('' = first page), 3 cursor id,
---       4 user hash key prefix
--- Returns {total, user1 {field, value, ...}, ...} with up to limit + 1 users (the extra one
+--       4 user hash key prefix, 5... the hash fields to return
+-- Returns {total, user1 {value of ARGV[5], value of ARGV[6], ...}, ...} with up to limit + 1 users (the extra one
 -- tells the caller another page exists).
 local limit = tonumber(ARGV[1])
 local ids
@@ -26,9 +26,14 @@ else
 end
 local result = {redis.call('ZCARD', KEYS[1])}
 for _, id in ipairs(ids) do
-  local fields = redis.call('HGETALL', ARGV[4] .. id)
-  if #fields > 0 then
-    table.insert(result, fields)
+  -- HMGET of the fields the caller reads (ARGV[5..]), in its order: a missing field is
+  -- false (nil in the reply); a user whose hash is gone has every field missing.
+  local fields = redis.call('HMGET', ARGV[4] .. id, unpack(ARGV, 5))
+  for i = 1, #fields do
+    if fields[i] then
+      table.insert(result, fields)
+      break
+    end
   end
 end
 return result
