@@ -288,7 +288,7 @@ pub fn gateway_config(upstream: &str, timeout: Duration, max_concurrent_requests
         upstream: UpstreamConfig {
             base_url: upstream.parse().expect("upstream url"),
             timeout,
-            connect_timeout: Duration::from_millis(200),
+            connect_timeout: Duration::from_secs(1),
         },
     }
 }
