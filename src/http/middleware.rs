@@ -104,10 +104,11 @@ async fn observe(State(state): State<Arc<ObserveState>>, mut req: Request, next:
     );
     req.extensions_mut().insert(request_id.clone());
     req.extensions_mut().insert(trace);
-    let path = req.uri().path().to_owned();
 
     let metrics = &observer.metrics;
-    metrics.in_flight.inc();
+    // A guard, not inc/dec around the await: hyper drops this future when the client goes
+    // away mid-request, and the gauge must still come down.
+    let in_flight = InFlight::enter(&metrics.in_flight);
     let handle = async move {
         // The whole body first: see `body_error`.
         let (parts, body) = req.into_parts();
@@ -128,19 +129,13 @@ async fn observe(State(state): State<Arc<ObserveState>>, mut req: Request, next:
             ApiError::Timeout.into_response()
         }
     };
-    metrics.in_flight.dec();
+    drop(in_flight);
 
     let status = response.status();
     if (status.is_client_error() || status.is_server_error()) && !is_json(&response) {
-        // Framework-made errors (405, unmatched 404) come with empty or text bodies.
-        response = match ApiError::from_status(status) {
-            ApiError::RouteNotFound { .. } => ApiError::RouteNotFound {
-                method: method.to_string(),
-                path,
-            },
-            other => other,
-        }
-        .into_response();
+        // Framework-made errors (405 above all; unmatched paths have a JSON fallback) come
+        // with empty or text bodies.
+        response = ApiError::from_status(status).into_response();
         // Keep the original status (e.g. 408 stays 408 even though its body says timeout).
         *response.status_mut() = status;
     }
@@ -169,6 +164,22 @@ async fn observe(State(state): State<Arc<ObserveState>>, mut req: Request, next:
         }
     });
     response
+}
+
+/// Counts a request in `http_requests_in_flight` for as long as it lives.
+struct InFlight<'a>(&'a prometheus::IntGauge);
+
+impl<'a> InFlight<'a> {
+    fn enter(gauge: &'a prometheus::IntGauge) -> Self {
+        gauge.inc();
+        Self(gauge)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
 }
 
 fn is_json(response: &Response) -> bool {

@@ -351,3 +351,39 @@ async fn draining_gateway_is_unready_but_still_serves() {
     );
     assert_eq!(http.get(stack.api("/users")).send().await.expect("list").status(), 200);
 }
+
+#[tokio::test]
+async fn requests_abandoned_by_their_client_leave_the_in_flight_gauge() {
+    let upstream = stalled_upstream(Arc::new(Notify::new())).await;
+    let app = gateway::build(
+        &gateway_config(&upstream.url(""), Duration::from_secs(5), 64),
+        Shutdown::new(),
+    );
+    let gateway = serve(app.router, Shutdown::new()).await;
+    let impatient = reqwest::Client::builder()
+        .timeout(Duration::from_millis(200))
+        .build()
+        .expect("client");
+    assert!(
+        impatient.get(gateway.url("/api/users")).send().await.is_err(),
+        "the upstream never answers"
+    );
+    let http = client();
+    let metrics_url = gateway.url("/metrics");
+    crate::helpers::eventually(Duration::from_secs(5), "only the metrics request in flight", || {
+        let http = http.clone();
+        let metrics_url = metrics_url.clone();
+        async move {
+            let text = http
+                .get(&metrics_url)
+                .send()
+                .await
+                .expect("metrics")
+                .text()
+                .await
+                .expect("text");
+            text.contains("http_requests_in_flight 1\n")
+        }
+    })
+    .await;
+}
