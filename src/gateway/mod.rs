@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use axum::{Json, Router, extract::DefaultBodyLimit, routing::get};
+use axum::{Json, Router, routing::get};
 use prometheus::Registry;
 
 use crate::{
@@ -65,8 +65,7 @@ pub fn build(config: &GatewayConfig, shutdown: Shutdown) -> GatewayApp {
             "/openapi.json",
             get(move || std::future::ready(Json(openapi.as_ref().clone()))),
         )
-        .fallback(not_found)
-        .layer(DefaultBodyLimit::max(crate::http::middleware::BODY_LIMIT_BYTES));
+        .fallback(not_found);
     let router = common_layers(
         router,
         Observer {

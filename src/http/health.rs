@@ -99,14 +99,9 @@ impl Health {
     pub fn spawn_background_check(&self) {
         let health = self.clone();
         tokio::spawn(async move {
-            let mut ticks = tokio::time::interval(CHECK_INTERVAL);
-            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut ticks = health.shutdown.every(CHECK_INTERVAL);
             let mut last = None;
-            loop {
-                tokio::select! {
-                    _ = ticks.tick() => {}
-                    () = health.shutdown.stopped() => return,
-                }
+            while ticks.next().await {
                 let up = health.check().await;
                 if last.replace(up) != Some(up) {
                     let dependency = health.dependency.name();

@@ -55,6 +55,35 @@ impl Shutdown {
     }
 }
 
+/// The ticks of a periodic background task that ends with its server.
+pub struct Ticks {
+    interval: tokio::time::Interval,
+    shutdown: Shutdown,
+}
+
+impl Ticks {
+    /// Waits for the next tick (the first comes at once); `false` once the server stopped.
+    pub async fn next(&mut self) -> bool {
+        tokio::select! {
+            _ = self.interval.tick() => true,
+            () = self.shutdown.stopped() => false,
+        }
+    }
+}
+
+impl Shutdown {
+    /// Ticks every `period` until this server stops. A slow run delays the next tick rather
+    /// than causing a burst of catch-up runs.
+    pub fn every(&self, period: Duration) -> Ticks {
+        let mut interval = tokio::time::interval(period);
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        Ticks {
+            interval,
+            shutdown: self.clone(),
+        }
+    }
+}
+
 fn advance(phase: &mut Phase, to: Phase) -> bool {
     if *phase < to {
         *phase = to;

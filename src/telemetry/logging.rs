@@ -36,7 +36,8 @@ pub fn init(config: &TelemetryConfig, service: &'static str) {
 ///
 /// It is on the path of every request (one access line per request at the default `info`),
 /// so it writes the line straight into a reused per-thread buffer: no map of owned keys and
-/// values is built and no field is cloned. Precedence when a key occurs more than once:
+/// values is built and no span field is cloned (string-valued event fields, the message among
+/// them, are formatted once into a `String`). Precedence when a key occurs more than once:
 /// `target` > the event's fields > inner span > outer span > the defaults (`timestamp`,
 /// `level`, `service`, `version`, `message`); each key is written once.
 pub struct JsonLines<W> {
@@ -78,32 +79,36 @@ impl SpanFields {
     }
 }
 
-impl Visit for SpanFields {
+/// Turns each recorded field into a [`FieldValue`] for `sink`: one visitor for span and event
+/// fields alike.
+struct Fields<F>(F);
+
+impl<F: FnMut(&'static str, FieldValue)> Visit for Fields<F> {
     fn record_str(&mut self, field: &Field, value: &str) {
-        self.set(field.name(), FieldValue::Str(value.to_owned()));
+        (self.0)(field.name(), FieldValue::Str(value.to_owned()));
     }
     fn record_i64(&mut self, field: &Field, value: i64) {
-        self.set(field.name(), FieldValue::I64(value));
+        (self.0)(field.name(), FieldValue::I64(value));
     }
     fn record_u64(&mut self, field: &Field, value: u64) {
-        self.set(field.name(), FieldValue::U64(value));
+        (self.0)(field.name(), FieldValue::U64(value));
     }
     fn record_f64(&mut self, field: &Field, value: f64) {
-        self.set(field.name(), FieldValue::F64(value));
+        (self.0)(field.name(), FieldValue::F64(value));
     }
     fn record_bool(&mut self, field: &Field, value: bool) {
-        self.set(field.name(), FieldValue::Bool(value));
+        (self.0)(field.name(), FieldValue::Bool(value));
     }
     fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
-        self.set(field.name(), FieldValue::Str(value.to_string()));
+        (self.0)(field.name(), FieldValue::Str(value.to_string()));
     }
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        self.set(field.name(), FieldValue::Str(format!("{value:?}")));
+        (self.0)(field.name(), FieldValue::Str(format!("{value:?}")));
     }
 }
 
 thread_local! {
-    /// The line being written; reused, so logging allocates nothing per line once warm.
+    /// The line being written; reused, so the line itself needs no allocation once warm.
     static LINE: RefCell<Vec<u8>> = RefCell::new(Vec::with_capacity(512));
 }
 
@@ -115,7 +120,7 @@ where
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
         let Some(span) = ctx.span(id) else { return };
         let mut fields = SpanFields(Vec::with_capacity(attrs.fields().len()));
-        attrs.record(&mut fields);
+        attrs.record(&mut Fields(|name, value| fields.set(name, value)));
         span.extensions_mut().insert(fields);
     }
 
@@ -123,7 +128,7 @@ where
         let Some(span) = ctx.span(id) else { return };
         let mut extensions = span.extensions_mut();
         if let Some(fields) = extensions.get_mut::<SpanFields>() {
-            values.record(fields);
+            values.record(&mut Fields(|name, value| fields.set(name, value)));
         }
     }
 
@@ -161,7 +166,12 @@ where
                     }
                 }
             }
-            event.record(&mut EventFields(line));
+            // `target` is written last, below, and wins.
+            event.record(&mut Fields(|name, value| {
+                if name != "target" {
+                    put_value(line, name, &value);
+                }
+            }));
             put_str(line, "target", event.metadata().target());
             line.extend_from_slice(b"}\n");
             // One write per line keeps lines whole when several threads log at once.
@@ -218,87 +228,6 @@ fn put_value(line: &mut Vec<u8>, key: &str, value: &FieldValue) {
             let _ = serde_json::to_writer(&mut *line, n);
         }
         FieldValue::Bool(b) => line.extend_from_slice(if *b { b"true" } else { b"false" }),
-    }
-}
-
-/// Writes the event's own fields straight into the line (`target` is written last, by the
-/// caller, and wins).
-struct EventFields<'a>(&'a mut Vec<u8>);
-
-impl EventFields<'_> {
-    fn key(&mut self, field: &Field) -> bool {
-        if field.name() == "target" {
-            return false;
-        }
-        put_key(self.0, field.name());
-        true
-    }
-}
-
-impl Visit for EventFields<'_> {
-    fn record_str(&mut self, field: &Field, value: &str) {
-        if self.key(field) {
-            put_json_str(self.0, value);
-        }
-    }
-    fn record_i64(&mut self, field: &Field, value: i64) {
-        if self.key(field) {
-            let _ = write!(self.0, "{value}");
-        }
-    }
-    fn record_u64(&mut self, field: &Field, value: u64) {
-        if self.key(field) {
-            let _ = write!(self.0, "{value}");
-        }
-    }
-    fn record_f64(&mut self, field: &Field, value: f64) {
-        if self.key(field) {
-            let _ = serde_json::to_writer(&mut *self.0, &value);
-        }
-    }
-    fn record_bool(&mut self, field: &Field, value: bool) {
-        if self.key(field) {
-            self.0.extend_from_slice(if value { b"true" } else { b"false" });
-        }
-    }
-    fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
-        self.record_debug(field, &format_args!("{value}"));
-    }
-    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        if self.key(field) {
-            self.0.push(b'"');
-            let _ = fmt::write(&mut JsonEscaped(self.0), format_args!("{value:?}"));
-            self.0.push(b'"');
-        }
-    }
-}
-
-/// Formats into the line with JSON string escaping, without an intermediate `String`.
-struct JsonEscaped<'a>(&'a mut Vec<u8>);
-
-impl fmt::Write for JsonEscaped<'_> {
-    fn write_str(&mut self, s: &str) -> fmt::Result {
-        let mut start = 0;
-        for (i, byte) in s.bytes().enumerate() {
-            let escape: &[u8] = match byte {
-                b'"' => b"\\\"",
-                b'\\' => b"\\\\",
-                b'\n' => b"\\n",
-                b'\r' => b"\\r",
-                b'\t' => b"\\t",
-                0x00..=0x1f => b"",
-                _ => continue,
-            };
-            self.0.extend_from_slice(&s.as_bytes()[start..i]);
-            if escape.is_empty() {
-                let _ = write!(self.0, "\\u{byte:04x}");
-            } else {
-                self.0.extend_from_slice(escape);
-            }
-            start = i + 1;
-        }
-        self.0.extend_from_slice(&s.as_bytes()[start..]);
-        Ok(())
     }
 }
 

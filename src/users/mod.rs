@@ -5,7 +5,7 @@ use std::sync::{
     atomic::{AtomicBool, Ordering},
 };
 
-use axum::{Router, extract::DefaultBodyLimit, routing::get};
+use axum::{Router, routing::get};
 use prometheus::Registry;
 use time::OffsetDateTime;
 
@@ -100,8 +100,7 @@ pub fn build_with_store(
     let router = api
         .merge(health.clone().routes())
         .merge(metrics::route(registry.clone()))
-        .fallback(crate::http::middleware::not_found)
-        .layer(DefaultBodyLimit::max(crate::http::middleware::BODY_LIMIT_BYTES));
+        .fallback(crate::http::middleware::not_found);
     let router = common_layers(
         router,
         Observer {
@@ -146,13 +145,9 @@ impl Dependency for StoreDependency {
 
 /// Keeps `users_total` current without a store call per scrape.
 fn spawn_users_total_refresh(store: Arc<dyn UserStore>, gauge: prometheus::IntGauge, shutdown: Shutdown) {
+    let mut ticks = shutdown.every(crate::http::health::CHECK_INTERVAL);
     tokio::spawn(async move {
-        let mut ticks = tokio::time::interval(crate::http::health::CHECK_INTERVAL);
-        loop {
-            tokio::select! {
-                _ = ticks.tick() => {}
-                () = shutdown.stopped() => return,
-            }
+        while ticks.next().await {
             if let Ok(total) = store.count().await {
                 gauge.set(i64::try_from(total).unwrap_or(i64::MAX));
             }

@@ -450,6 +450,10 @@ impl NewUser {
 }
 
 impl UserPatch {
+    pub fn is_empty(&self) -> bool {
+        self.name.is_none() && self.email.is_none() && self.role.is_none()
+    }
+
     pub fn parse(body: &Value) -> Result<Self, FieldErrors> {
         let mut fields = Fields::of(body)?;
         let patch = UserPatch {
@@ -457,7 +461,7 @@ impl UserPatch {
             email: fields.parse("email", false, Email::parse),
             role: fields.parse("role", false, parse_role),
         };
-        if patch.name.is_none() && patch.email.is_none() && patch.role.is_none() && fields.errors.is_empty() {
+        if patch.is_empty() && fields.errors.is_empty() {
             fields.errors.insert(
                 "body".to_owned(),
                 "must set at least one of name, email, role".to_owned(),
