@@ -14,7 +14,7 @@ use std::{
 use serde_json::{Value, json};
 use tokio::{sync::Barrier, task::JoinSet};
 
-use crate::helpers::{Stack, client, index_problems, redis_stack};
+use crate::helpers::{Stack, client, get_json, index_problems, post_json, redis_stack};
 
 /// `count` distinct letter-case spellings of `email` (it needs enough letters).
 fn case_variants(email: &str, count: usize) -> Vec<String> {
@@ -123,14 +123,7 @@ async fn two_hundred_concurrent_creates_are_all_stored_and_counted() {
         assert_eq!(*status, 200, "{user}");
         assert_eq!(body, *user);
     }
-    let list: Value = http
-        .get(stack.api("/users?limit=1000"))
-        .send()
-        .await
-        .expect("list")
-        .json()
-        .await
-        .expect("json");
+    let list: Value = get_json(&http, stack.api("/users?limit=1000")).await;
     assert_eq!(list["total"], created.len(), "total == number of 201s");
     let listed: HashSet<&str> = list["data"]
         .as_array()
@@ -207,14 +200,7 @@ async fn forty_concurrent_creates_of_one_email_in_any_case_admit_exactly_one() {
             .expect("index entry");
         assert_eq!(owner, winner["id"].as_str().expect("id"));
     }
-    let list: Value = http
-        .get(stack.api("/users"))
-        .send()
-        .await
-        .expect("list")
-        .json()
-        .await
-        .expect("json");
+    let list: Value = get_json(&http, stack.api("/users")).await;
     assert_eq!(list["total"], 3);
     assert_eq!(index_problems(&mut redis_of(&stack), false), Vec::<String>::new());
 }
@@ -225,15 +211,12 @@ async fn concurrent_patches_to_one_email_let_at_most_one_win() {
     let http = client();
     let mut users = Vec::new();
     for i in 0..10 {
-        let user: Value = http
-            .post(stack.api("/users"))
-            .json(&json!({"name": format!("Patcher {i}"), "email": format!("patcher-{i}@example.com")}))
-            .send()
-            .await
-            .expect("post")
-            .json()
-            .await
-            .expect("json");
+        let user: Value = post_json(
+            &http,
+            stack.api("/users"),
+            &json!({"name": format!("Patcher {i}"), "email": format!("patcher-{i}@example.com")}),
+        )
+        .await;
         users.push(user);
     }
     let mut given_up = Vec::new();
@@ -276,14 +259,11 @@ async fn concurrent_patches_to_one_email_let_at_most_one_win() {
         assert_eq!(owner, winner["id"].as_str().expect("id"), "round {round}");
         // Losers are unchanged; the winner's new email is what the API shows.
         for user in &mut users {
-            let fetched: Value = http
-                .get(stack.api(&format!("/users/{}", user["id"].as_str().expect("id"))))
-                .send()
-                .await
-                .expect("get")
-                .json()
-                .await
-                .expect("json");
+            let fetched: Value = get_json(
+                &http,
+                stack.api(&format!("/users/{}", user["id"].as_str().expect("id"))),
+            )
+            .await;
             if fetched["id"] == winner["id"] {
                 assert_eq!(fetched["email"].as_str().map(str::to_lowercase), Some(target.clone()));
             } else {

@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use tokio::sync::Notify;
 use users_platform::{gateway, http::shutdown::Shutdown};
 
-use crate::helpers::{Backend, Stack, client, free_port, gateway_config, serve};
+use crate::helpers::{Backend, Stack, client, free_port, gateway_config, get_json, serve};
 
 #[tokio::test]
 async fn forwards_the_whole_api_to_the_user_service() {
@@ -33,14 +33,7 @@ async fn forwards_the_whole_api_to_the_user_service() {
         let user: Value = created.json().await.expect("json");
         let path = format!("/users/{}", user["id"].as_str().expect("id"));
 
-        let fetched: Value = http
-            .get(stack.api(&path))
-            .send()
-            .await
-            .expect("get")
-            .json()
-            .await
-            .expect("json");
+        let fetched: Value = get_json(&http, stack.api(&path)).await;
         assert_eq!(fetched, user);
         let patched = http
             .patch(stack.api(&path))
@@ -49,14 +42,7 @@ async fn forwards_the_whole_api_to_the_user_service() {
             .await
             .expect("patch");
         assert_eq!(patched.status(), 200);
-        let list: Value = http
-            .get(stack.api("/users?limit=10"))
-            .send()
-            .await
-            .expect("list")
-            .json()
-            .await
-            .expect("json");
+        let list: Value = get_json(&http, stack.api("/users?limit=10")).await;
         assert_eq!(list["total"], 1);
         assert_eq!(list["data"][0]["role"], "admin");
         let conflict = http

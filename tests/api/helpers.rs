@@ -634,3 +634,31 @@ pub async fn redis_stack(command_timeout: Duration) -> Stack {
         gateway_registry: app.registry,
     }
 }
+
+/// GETs `url` and parses its JSON body; any transport or JSON error fails the test.
+pub async fn get_json(http: &reqwest::Client, url: impl reqwest::IntoUrl) -> serde_json::Value {
+    http.get(url)
+        .send()
+        .await
+        .expect("GET")
+        .json()
+        .await
+        .expect("JSON body")
+}
+
+/// POSTs `body` as JSON to `url` and parses the JSON answer; any transport or JSON error fails
+/// the test.
+pub async fn post_json(
+    http: &reqwest::Client,
+    url: impl reqwest::IntoUrl,
+    body: &serde_json::Value,
+) -> serde_json::Value {
+    http.post(url)
+        .json(body)
+        .send()
+        .await
+        .expect("POST")
+        .json()
+        .await
+        .expect("JSON body")
+}

@@ -16,7 +16,8 @@ use serde_json::{Value, json};
 use time::{OffsetDateTime, format_description::well_known::Rfc3339};
 
 use crate::helpers::{
-    Process, RedisServer, client, free_port, index_problems, keyspace_dump, local, user_service_env, wait_ready,
+    Process, RedisServer, client, free_port, get_json, index_problems, keyspace_dump, local, user_service_env,
+    wait_ready,
 };
 
 const START: Duration = Duration::from_secs(10);
@@ -111,7 +112,7 @@ async fn list_all(http: &reqwest::Client, port: u16) -> Vec<Value> {
         if let Some(cursor) = &cursor {
             url.push_str(&format!("&cursor={cursor}"));
         }
-        let page: Value = http.get(&url).send().await.expect("list").json().await.expect("json");
+        let page: Value = get_json(http, &url).await;
         users.extend(page["data"].as_array().expect("data").iter().cloned());
         assert_eq!(page["total"], RECORDS, "total");
         match page["next_cursor"].as_str() {

@@ -15,8 +15,8 @@ use std::{
 use serde_json::{Value, json};
 
 use crate::helpers::{
-    Process, RedisServer, client, figure, free_port, index_problems, local, redis_pid, wait_for_status, wait_ready,
-    wait_stopped,
+    Process, RedisServer, client, figure, free_port, index_problems, local, post_json, redis_pid, wait_for_status,
+    wait_ready, wait_stopped,
 };
 
 const START: Duration = Duration::from_secs(10);
@@ -81,24 +81,18 @@ async fn redis_paused_means_fast_json_503s_and_recovery_needs_no_restart() {
     let redis = RedisServer::start();
     let stack = AllOnRedis::start(&redis).await;
     let http = client();
-    let keep: Value = http
-        .post(stack.api("/users"))
-        .json(&json!({"name": "Kept", "email": "kept@example.com"}))
-        .send()
-        .await
-        .expect("post")
-        .json()
-        .await
-        .expect("json");
-    let sacrificed: Value = http
-        .post(stack.api("/users"))
-        .json(&json!({"name": "Sacrificed", "email": "sacrificed@example.com"}))
-        .send()
-        .await
-        .expect("post")
-        .json()
-        .await
-        .expect("json");
+    let keep: Value = post_json(
+        &http,
+        stack.api("/users"),
+        &json!({"name": "Kept", "email": "kept@example.com"}),
+    )
+    .await;
+    let sacrificed: Value = post_json(
+        &http,
+        stack.api("/users"),
+        &json!({"name": "Sacrificed", "email": "sacrificed@example.com"}),
+    )
+    .await;
     let keep_path = format!("/users/{}", keep["id"].as_str().expect("id"));
     let sacrificed_path = format!("/users/{}", sacrificed["id"].as_str().expect("id"));
 

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::helpers::{Process, RedisServer, client, free_port, tempdir::TempDir, wait_ready};
+use crate::helpers::{Process, RedisServer, client, free_port, get_json, tempdir::TempDir, wait_ready};
 
 const START: Duration = Duration::from_secs(10);
 
@@ -110,14 +110,7 @@ async fn separate_processes_serve_the_api_and_log_json_with_request_ids() {
         .expect("post");
     assert_eq!(created.status(), 201);
     let user: Value = created.json().await.expect("json");
-    let list: Value = http
-        .get(deployment.api("/users"))
-        .send()
-        .await
-        .expect("list")
-        .json()
-        .await
-        .expect("json");
+    let list: Value = get_json(&http, deployment.api("/users")).await;
     assert_eq!(list["data"][0], user);
 
     let password = crate::helpers::PASSWORD;
