@@ -12,10 +12,10 @@ use serde_json::Value;
 use time::{OffsetDateTime, format_description::well_known::Rfc3339};
 
 use super::{
-    model::{Role, UserId, truncate_to_millis, unix_millis},
+    model::{Role, UserId, format_timestamp, truncate_to_millis, unix_millis},
     store::{
         StoreError,
-        redis::{BY_CREATED_KEY, EMAIL_KEY_PREFIX, RedisStore, USER_KEY_PREFIX, format_time},
+        redis::{BY_CREATED_KEY, EMAIL_KEY_PREFIX, RedisStore, USER_KEY_PREFIX},
     },
 };
 
@@ -175,8 +175,8 @@ fn record(index: usize, item: &Value, now: OffsetDateTime) -> Result<LegacyRecor
             .and_then(Role::parse)
             .unwrap_or_default()
             .as_str(),
-        created_at: format_time(created),
-        updated_at: format_time(updated),
+        created_at: format_timestamp(created),
+        updated_at: format_timestamp(updated),
         created_millis: unix_millis(created),
     })
 }

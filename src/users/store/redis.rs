@@ -7,7 +7,6 @@
 //! recovers without a restart.
 
 use std::{
-    collections::HashMap,
     future::Future,
     sync::Arc,
     time::{Duration, Instant},
@@ -21,7 +20,7 @@ use super::{Cursor, Page, PageRequest, StoreError, UserStore};
 use crate::{
     config::RedisConfig,
     telemetry::metrics,
-    users::model::{Email, Role, User, UserId, UserName, UserPatch, truncate_to_millis},
+    users::model::{Email, Role, User, UserId, UserName, UserPatch, format_timestamp, truncate_to_millis},
 };
 
 pub const USER_KEY_PREFIX: &str = "users:user:";
@@ -167,10 +166,6 @@ pub fn email_key(email_key: &str) -> String {
     format!("{EMAIL_KEY_PREFIX}{email_key}")
 }
 
-pub fn format_time(at: OffsetDateTime) -> String {
-    crate::users::model::format_timestamp(at)
-}
-
 #[async_trait::async_trait]
 impl UserStore for RedisStore {
     async fn create(&self, user: &User) -> Result<(), StoreError> {
@@ -184,8 +179,8 @@ impl UserStore for RedisStore {
             .arg(user.name.as_str())
             .arg(user.email.as_str())
             .arg(user.role.as_str())
-            .arg(format_time(user.created_at))
-            .arg(format_time(user.updated_at))
+            .arg(format_timestamp(user.created_at))
+            .arg(format_timestamp(user.updated_at))
             .arg(user.created_millis())
             .arg(&key);
         match self.invoke::<i64>("create", invocation).await? {
@@ -222,15 +217,18 @@ impl UserStore for RedisStore {
             .arg(patch.name.as_ref().map_or("", UserName::as_str))
             .arg(patch.email.as_ref().map_or("", Email::as_str))
             .arg(patch.role.map_or("", Role::as_str))
-            .arg(format_time(truncate_to_millis(now)))
+            .arg(format_timestamp(truncate_to_millis(now)))
             .arg(&new_key)
-            .arg(EMAIL_KEY_PREFIX);
-        let reply: Vec<String> = self.invoke("update", invocation).await?;
-        match reply.first().map(String::as_str) {
-            Some("ok") => user_from_fields(&pairs(&reply[1..])),
-            Some("not_found") => Err(StoreError::NotFound),
-            Some("email_taken") => Err(StoreError::EmailTaken),
-            other => Err(StoreError::Unavailable(format!("unexpected update reply {other:?}"))),
+            .arg(EMAIL_KEY_PREFIX)
+            .arg(&READ_FIELDS);
+        let reply: Vec<Value> = self.invoke("update", invocation).await?;
+        let mut items = reply.into_iter();
+        let status: String = from_reply(items.next().unwrap_or(Value::Nil))?;
+        match (status.as_str(), items.next()) {
+            ("ok", Some(values)) => user_from_values(from_reply(values)?),
+            ("not_found", _) => Err(StoreError::NotFound),
+            ("email_taken", _) => Err(StoreError::EmailTaken),
+            (other, _) => Err(StoreError::Unavailable(format!("unexpected update reply {other:?}"))),
         }
     }
 
@@ -263,14 +261,12 @@ impl UserStore for RedisStore {
         let reply: Vec<Value> = self.invoke("list", invocation).await?;
         let mut items = reply.into_iter();
         let total: u64 = match items.next() {
-            Some(value) => redis::from_redis_value(value).map_err(|err| StoreError::Unavailable(err.to_string()))?,
+            Some(value) => from_reply(value)?,
             None => return Err(StoreError::Unavailable("empty list reply".into())),
         };
         let mut users = Vec::with_capacity(page.limit.min(items.len()));
         for item in items {
-            let values: Vec<Option<String>> =
-                redis::from_redis_value(item).map_err(|err| StoreError::Unavailable(err.to_string()))?;
-            users.push(user_from_values(values)?);
+            users.push(user_from_values(from_reply(item)?)?);
         }
         let more = users.len() > page.limit;
         users.truncate(page.limit);
@@ -304,18 +300,19 @@ impl UserStore for RedisStore {
     }
 }
 
-fn pairs(flat: &[String]) -> HashMap<String, String> {
-    flat.chunks_exact(2)
-        .map(|pair| (pair[0].clone(), pair[1].clone()))
-        .collect()
+/// One element of a script's reply, converted; a reply of another shape means the script and
+/// this code disagree, reported like any other store failure.
+fn from_reply<T: redis::FromRedisValue>(value: Value) -> Result<T, StoreError> {
+    redis::from_redis_value(value).map_err(|err| StoreError::Unavailable(err.to_string()))
 }
 
-/// The hash fields a user is read back from, in the order `HMGET` (in `get` and list.lua)
-/// returns them; `user_from_values` takes them apart in this order.
+/// The hash fields a user is read back from, in the order `HMGET` (in `get`, list.lua and
+/// update.lua) returns them; `user_from_values` takes them apart in this order.
 const READ_FIELDS: [&str; 6] = ["id", "name", "email", "role", "createdAt", "updatedAt"];
 
-/// Rebuilds a user from the values of [`READ_FIELDS`] (`None` = field missing). As
-/// [`user_from_fields`], a missing or invalid field means the hash was edited by hand.
+/// Rebuilds a user from the values of [`READ_FIELDS`] (`None` = field missing). Stored data
+/// was validated on the way in, so a missing or invalid field means someone edited Redis by
+/// hand: reported as unavailable (logged), never half-shown.
 fn user_from_values(values: Vec<Option<String>>) -> Result<User, StoreError> {
     let corrupt = |field: &str| StoreError::Unavailable(format!("stored user has an invalid {field}"));
     let [id, name, email, role, created_at, updated_at]: [Option<String>; 6] = values
@@ -335,22 +332,5 @@ fn user_from_values(values: Vec<Option<String>>) -> Result<User, StoreError> {
         role: Role::parse(role.as_deref().ok_or_else(|| corrupt("role"))?).unwrap_or_default(),
         created_at: time(created_at, "createdAt")?,
         updated_at: time(updated_at, "updatedAt")?,
-    })
-}
-
-/// Rebuilds a user from its hash. Stored data was validated on the way in, so a failure here
-/// means someone edited Redis by hand: reported as unavailable (logged), never half-shown.
-fn user_from_fields(fields: &HashMap<String, String>) -> Result<User, StoreError> {
-    let corrupt = |field: &str| StoreError::Unavailable(format!("stored user has an invalid {field}"));
-    let get = |field: &str| fields.get(field).ok_or_else(|| corrupt(field));
-    let time = |field: &str| crate::users::model::parse_timestamp(get(field)?).ok_or_else(|| corrupt(field));
-    Ok(User {
-        id: UserId::parse(get("id")?).ok_or_else(|| corrupt("id"))?,
-        // Migrated records keep what the old service stored, even where today's rules are stricter.
-        name: UserName::stored(get("name")?),
-        email: Email::stored(get("email")?),
-        role: Role::parse(get("role")?).unwrap_or_default(),
-        created_at: time("createdAt")?,
-        updated_at: time("updatedAt")?,
     })
 }

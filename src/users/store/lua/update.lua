@@ -1,8 +1,9 @@
 -- Applies a partial update; the email index moves with the email in the same step.
 -- KEYS: 1 user hash, 2 new email index key ('' when the email does not change)
 -- ARGV: 1 id, 2 name, 3 email, 4 role ('' = unchanged), 5 updatedAt, 6 new email key,
---       7 email index key prefix (to find the old index key from the stored emailKey)
--- Returns {'ok', field, value, ...}, {'not_found'} or {'email_taken'}.
+--       7 email index key prefix (to find the old index key from the stored emailKey),
+--       8... the hash fields to return
+-- Returns {'ok', {value of ARGV[8], value of ARGV[9], ...}}, {'not_found'} or {'email_taken'}.
 if redis.call('EXISTS', KEYS[1]) == 0 then
   return {'not_found'}
 end
@@ -28,6 +29,5 @@ if ARGV[4] ~= '' then
   redis.call('HSET', KEYS[1], 'role', ARGV[4])
 end
 redis.call('HSET', KEYS[1], 'updatedAt', ARGV[5])
-local result = redis.call('HGETALL', KEYS[1])
-table.insert(result, 1, 'ok')
-return result
+-- The updated user as the caller reads every user: HMGET of its fields, in its order.
+return {'ok', redis.call('HMGET', KEYS[1], unpack(ARGV, 8))}
