@@ -27,20 +27,12 @@ async fn run_target(target: Target) -> anyhow::Result<()> {
     match target {
         Target::ApiGateway(config) => {
             let listener = bind("PORT", &config.server).await?;
-            let shutdown = Shutdown::new();
-            tokio::spawn(shutdown::on_signal(
-                vec![shutdown.clone()],
-                config.server.shutdown.drain,
-            ));
+            let shutdown = stopped_by_signal(&config.server);
             run_gateway(listener, config, shutdown).await
         }
         Target::UserService(config) => {
             let listener = bind("PORT", &config.server).await?;
-            let shutdown = Shutdown::new();
-            tokio::spawn(shutdown::on_signal(
-                vec![shutdown.clone()],
-                config.server.shutdown.drain,
-            ));
+            let shutdown = stopped_by_signal(&config.server);
             run_user_service(listener, config, shutdown).await
         }
         Target::All {
@@ -76,6 +68,13 @@ async fn run_target(target: Target) -> anyhow::Result<()> {
             gateway_result.and(users_result)
         }
     }
+}
+
+/// The shutdown of a process that runs one server: SIGTERM or Ctrl-C starts its drain.
+fn stopped_by_signal(server: &ServerConfig) -> Shutdown {
+    let shutdown = Shutdown::new();
+    tokio::spawn(shutdown::on_signal(vec![shutdown.clone()], server.shutdown.drain));
+    shutdown
 }
 
 async fn bind(variable: &str, server: &ServerConfig) -> anyhow::Result<TcpListener> {

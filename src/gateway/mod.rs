@@ -9,7 +9,7 @@ use crate::{
     config::GatewayConfig,
     http::{
         health::{Dependency, Health},
-        middleware::{LoadShedder, Observer, common_layers, not_found},
+        middleware::{Observer, service_router},
         shutdown::Shutdown,
     },
     telemetry::metrics::{self, DependencyGauge, HttpMetrics},
@@ -56,23 +56,20 @@ pub fn build(config: &GatewayConfig, shutdown: Shutdown) -> GatewayApp {
         .with_state(Gateway {
             upstream: Arc::new(upstream),
         });
-    let api = LoadShedder::new(config.server.max_concurrent_requests, http_metrics.clone()).apply(api);
     let openapi = Arc::new(crate::openapi::document());
-    let router = api
-        .merge(health.clone().routes())
-        .merge(metrics::route(registry.clone()))
-        .route(
-            "/openapi.json",
-            get(move || std::future::ready(Json(openapi.as_ref().clone()))),
-        )
-        .fallback(not_found);
-    let router = common_layers(
-        router,
+    let always_served = health.clone().routes().merge(metrics::route(registry.clone())).route(
+        "/openapi.json",
+        get(move || std::future::ready(Json(openapi.as_ref().clone()))),
+    );
+    let router = service_router(
         Observer {
             service: SERVICE_NAME,
             metrics: http_metrics,
         },
+        config.server.max_concurrent_requests,
         config.server.request_timeout,
+        api,
+        always_served,
     );
     GatewayApp {
         router,

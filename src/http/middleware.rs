@@ -50,6 +50,23 @@ struct ObserveState {
     request_timeout: Duration,
 }
 
+/// A service's whole router: `api` behind the load shedder, `always_served` (health, metrics,
+/// documents) never shed so probes keep answering under overload, a JSON 404 for anything
+/// else, and the common stack around all of it.
+pub fn service_router(
+    observer: Observer,
+    max_concurrent_requests: usize,
+    request_timeout: Duration,
+    api: Router,
+    always_served: Router,
+) -> Router {
+    let router = LoadShedder::new(max_concurrent_requests, observer.metrics.clone())
+        .apply(api)
+        .merge(always_served)
+        .fallback(not_found);
+    common_layers(router, observer, request_timeout)
+}
+
 /// Adds the common stack to a finished router. `Router::layer` wraps every route separately
 /// and each `from_fn` layer costs boxed service clones and futures per request, so the request
 /// deadline and reading the whole body happen inside `observe` instead of in layers of their own.
@@ -194,13 +211,13 @@ fn is_json(response: &Response) -> bool {
 /// of queueing: a queue only adds latency when the server is already saturated, and clients
 /// (or the gateway's retries) can go elsewhere.
 #[derive(Clone)]
-pub struct LoadShedder {
+struct LoadShedder {
     permits: Arc<Semaphore>,
     metrics: HttpMetrics,
 }
 
 impl LoadShedder {
-    pub fn new(max_concurrent: usize, metrics: HttpMetrics) -> Self {
+    fn new(max_concurrent: usize, metrics: HttpMetrics) -> Self {
         Self {
             permits: Arc::new(Semaphore::new(max_concurrent)),
             metrics,
@@ -208,7 +225,7 @@ impl LoadShedder {
     }
 
     /// Applies the limit to every route of `router` (use before merging health routes).
-    pub fn apply<S: Clone + Send + Sync + 'static>(self, router: Router<S>) -> Router<S> {
+    fn apply<S: Clone + Send + Sync + 'static>(self, router: Router<S>) -> Router<S> {
         router.route_layer(middleware::from_fn_with_state(self, shed_load))
     }
 }
@@ -224,7 +241,7 @@ async fn shed_load(State(shedder): State<LoadShedder>, req: Request, next: Next)
 }
 
 /// Fallback for unmatched paths: a JSON 404 naming what was asked for.
-pub async fn not_found(method: axum::http::Method, uri: axum::http::Uri) -> ApiError {
+async fn not_found(method: axum::http::Method, uri: axum::http::Uri) -> ApiError {
     ApiError::RouteNotFound {
         method: method.to_string(),
         path: truncate_path(uri.path()),

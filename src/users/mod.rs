@@ -13,7 +13,7 @@ use crate::{
     config::{StoreConfig, UserServiceConfig},
     http::{
         health::{Dependency, Health},
-        middleware::{LoadShedder, Observer, common_layers},
+        middleware::{Observer, service_router},
         shutdown::Shutdown,
     },
     telemetry::metrics::{self, DependencyGauge, HttpMetrics},
@@ -96,18 +96,15 @@ pub fn build_with_store(
                 .delete(routes::delete_user),
         )
         .with_state(store.clone());
-    let api = LoadShedder::new(settings.max_concurrent_requests, http_metrics.clone()).apply(api);
-    let router = api
-        .merge(health.clone().routes())
-        .merge(metrics::route(registry.clone()))
-        .fallback(crate::http::middleware::not_found);
-    let router = common_layers(
-        router,
+    let router = service_router(
         Observer {
             service: SERVICE_NAME,
             metrics: http_metrics,
         },
+        settings.max_concurrent_requests,
         settings.request_timeout,
+        api,
+        health.clone().routes().merge(metrics::route(registry.clone())),
     );
     UserServiceApp {
         router,
