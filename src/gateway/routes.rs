@@ -9,7 +9,10 @@ use axum::{
 
 use super::Gateway;
 use crate::{
-    http::{ApiError, error::ErrorBody, json::BodyBytes, request_id::RequestId, trace_context::TraceContext},
+    http::{
+        ApiError, error::ErrorBody, json::BodyBytes, middleware::UNMATCHED_ROUTE, request_id::RequestId,
+        trace_context::TraceContext,
+    },
     users::{
         model::{CreateUserRequest, UpdateUserRequest, User},
         routes::{ListParams, UserPage},
@@ -22,7 +25,8 @@ pub const PUBLIC_PREFIX: &str = "/api";
 /// Everything the gateway forwards, extracted once.
 pub struct ProxyRequest {
     method: Method,
-    route: String,
+    /// The gateway route template, for metrics (an `Arc<str>` inside: no copy per request).
+    route: Option<MatchedPath>,
     path_and_query: String,
     headers: HeaderMap,
     body: bytes::Bytes,
@@ -35,10 +39,7 @@ impl<S: Send + Sync> FromRequest<S> for ProxyRequest {
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
         let (mut parts, body) = req.into_parts();
-        let route = parts
-            .extensions
-            .get::<MatchedPath>()
-            .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+        let route = parts.extensions.get::<MatchedPath>().cloned();
         // Set by the observe middleware; rebuilt from the headers if a test router skips it.
         let request_id = parts
             .extensions
@@ -77,7 +78,7 @@ async fn forward(gateway: &Gateway, req: ProxyRequest) -> Result<Response<Body>,
             path_and_query: &req.path_and_query,
             headers: &req.headers,
             body: req.body,
-            route: &req.route,
+            route: req.route.as_ref().map_or(UNMATCHED_ROUTE, MatchedPath::as_str),
             request_id: req.request_id.header_value(),
             traceparent: req.trace.traceparent(),
         })

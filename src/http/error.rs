@@ -26,6 +26,9 @@ pub enum ApiError {
     UserNotFound,
     #[error("no route for {method} {path}")]
     RouteNotFound { method: String, path: String },
+    /// A bare 404 from the framework, where the method and path are not at hand.
+    #[error("not found")]
+    NotFound,
     #[error("method not allowed")]
     MethodNotAllowed,
     #[error("a user with this email already exists")]
@@ -65,7 +68,7 @@ impl ApiError {
         match self {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            ApiError::UserNotFound | ApiError::RouteNotFound { .. } => StatusCode::NOT_FOUND,
+            ApiError::UserNotFound | ApiError::RouteNotFound { .. } | ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::EmailTaken => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
@@ -83,10 +86,7 @@ impl ApiError {
     /// into JSON.
     pub fn from_status(status: StatusCode) -> Self {
         match status {
-            StatusCode::NOT_FOUND => ApiError::RouteNotFound {
-                method: String::new(),
-                path: String::new(),
-            },
+            StatusCode::NOT_FOUND => ApiError::NotFound,
             StatusCode::METHOD_NOT_ALLOWED => ApiError::MethodNotAllowed,
             StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge,
             StatusCode::UNSUPPORTED_MEDIA_TYPE => ApiError::UnsupportedMediaType,
@@ -100,10 +100,7 @@ impl ApiError {
     }
 
     fn body(&self) -> ErrorBody {
-        let error = match self {
-            ApiError::RouteNotFound { method, path } if method.is_empty() && path.is_empty() => "not found".to_owned(),
-            other => other.to_string(),
-        };
+        let error = self.to_string();
         let details = match self {
             ApiError::Validation(fields) | ApiError::NotReady(fields) => Some(fields.clone()),
             _ => None,

@@ -11,7 +11,8 @@ use serde::de::DeserializeOwned;
 
 use super::ApiError;
 
-/// A JSON request body (requires `Content-Type: application/json`, bounded by `DefaultBodyLimit`).
+/// A JSON request body (requires `Content-Type: application/json`; the size bound is
+/// `observe`'s, which reads every body first).
 pub struct JsonBody<T>(pub T);
 
 impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
@@ -23,7 +24,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
     }
 }
 
-/// The raw request body, bounded by `DefaultBodyLimit`.
+/// The raw request body (already read and bounded by `observe`).
 pub struct BodyBytes(pub Bytes);
 
 impl<S: Send + Sync> FromRequest<S> for BodyBytes {

@@ -18,7 +18,7 @@ impl TraceContext {
     /// Continues the incoming trace if the header is valid, else starts a new one.
     pub fn from_headers(headers: &HeaderMap) -> Self {
         let incoming = headers.get(HEADER).and_then(|v| v.to_str().ok()).and_then(parse);
-        let span_id = nonzero_u64();
+        let span_id = nonzero();
         match incoming {
             Some((trace_id, sampled)) => Self {
                 trace_id,
@@ -26,7 +26,7 @@ impl TraceContext {
                 sampled,
             },
             None => Self {
-                trace_id: nonzero_u128(),
+                trace_id: nonzero(),
                 span_id,
                 sampled: true,
             },
@@ -81,19 +81,15 @@ fn parse(value: &str) -> Option<(u128, bool)> {
     Some((trace, flags & 1 == 1))
 }
 
-fn nonzero_u64() -> u64 {
+/// A random id that is not all zeros (the spec's "invalid" value).
+fn nonzero<T>() -> T
+where
+    T: Default + PartialEq,
+    rand::distr::StandardUniform: rand::distr::Distribution<T>,
+{
     loop {
-        let value = rand::random::<u64>();
-        if value != 0 {
-            return value;
-        }
-    }
-}
-
-fn nonzero_u128() -> u128 {
-    loop {
-        let value = rand::random::<u128>();
-        if value != 0 {
+        let value = rand::random::<T>();
+        if value != T::default() {
             return value;
         }
     }

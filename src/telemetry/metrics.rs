@@ -23,11 +23,19 @@ pub fn new_registry() -> Registry {
         &["version", "revision"],
     )
     .expect("valid metric");
-    build_info.with_label_values(&[crate::VERSION, crate::REVISION]).set(1);
+    registered(&registry, build_info)
+        .with_label_values(&[crate::VERSION, crate::REVISION])
+        .set(1);
     registry
-        .register(Box::new(build_info))
-        .expect("build_info registers once");
+}
+
+/// Adds `metric` to `registry` and hands it back. Every definition in this crate is a
+/// constant registered once per fresh registry, so failing is a programming error.
+fn registered<M: prometheus::core::Collector + Clone + 'static>(registry: &Registry, metric: M) -> M {
     registry
+        .register(Box::new(metric.clone()))
+        .expect("metric registers once per registry");
+    metric
 }
 
 /// Renders the registry in the text exposition format.
@@ -41,26 +49,15 @@ pub fn encode(registry: &Registry) -> String {
 pub(crate) fn histogram(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> HistogramVec {
     let metric = HistogramVec::new(HistogramOpts::new(name, help).buckets(LATENCY_BUCKETS.to_vec()), labels)
         .expect("valid metric definition");
-    registry
-        .register(Box::new(metric.clone()))
-        .expect("metric registers once per registry");
-    metric
+    registered(registry, metric)
 }
 
 pub(crate) fn counter(registry: &Registry, name: &str, help: &str) -> IntCounter {
-    let metric = IntCounter::new(name, help).expect("valid metric definition");
-    registry
-        .register(Box::new(metric.clone()))
-        .expect("metric registers once per registry");
-    metric
+    registered(registry, IntCounter::new(name, help).expect("valid metric definition"))
 }
 
 pub(crate) fn gauge(registry: &Registry, name: &str, help: &str) -> IntGauge {
-    let metric = IntGauge::new(name, help).expect("valid metric definition");
-    registry
-        .register(Box::new(metric.clone()))
-        .expect("metric registers once per registry");
-    metric
+    registered(registry, IntGauge::new(name, help).expect("valid metric definition"))
 }
 
 /// RED metrics of one HTTP server.
@@ -82,11 +79,8 @@ impl HttpMetrics {
             &["method", "route", "status"],
         )
         .expect("valid metric definition");
-        registry
-            .register(Box::new(requests_total.clone()))
-            .expect("metric registers once per registry");
         Self {
-            requests_total,
+            requests_total: registered(registry, requests_total),
             request_duration: histogram(
                 registry,
                 "http_request_duration_seconds",
@@ -114,10 +108,7 @@ impl DependencyGauge {
             &["dependency"],
         )
         .expect("valid metric definition");
-        registry
-            .register(Box::new(vec.clone()))
-            .expect("metric registers once per registry");
-        Self(vec.with_label_values(&[dependency]))
+        Self(registered(registry, vec).with_label_values(&[dependency]))
     }
 
     pub fn set(&self, up: bool) {

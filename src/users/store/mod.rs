@@ -1,6 +1,6 @@
 //! Where users live. One trait, two implementations with identical semantics: Redis for
 //! deployments, and an embedded in-memory store so `cargo run` works with nothing installed.
-//! The shared behaviour is pinned by one test suite run against both (tests/store_contract.rs).
+//! The shared behaviour is pinned by one test suite run against both (tests/api/store_contract.rs).
 
 use time::OffsetDateTime;
 
