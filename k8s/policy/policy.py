@@ -470,6 +470,26 @@ def rule(rule_id: str) -> Callable[[Rule], Rule]:
     return register
 
 
+ContainerCheck = Callable[[Index, Obj, dict], Iterator[str]]
+
+
+def container_rule(rule_id: str, init: bool = True) -> Callable[[ContainerCheck], ContainerCheck]:
+    """A rule about each container of each workload (init containers too unless init=False).
+
+    The check yields messages; each becomes a finding on the workload, prefixed with
+    "container <name>: ", so the loops and the prefix are written once, here.
+    """
+    def register(check: ContainerCheck) -> ContainerCheck:
+        def each_container(index: Index) -> Iterator[Finding]:
+            for w in index.workloads():
+                for c in containers(w, init=init):
+                    for message in check(index, w, c):
+                        yield Finding(rule_id, w, f"container {c.get('name')}: {message}")
+        rule(rule_id)(each_container)
+        return check
+    return register
+
+
 @rule("selector-mismatch")
 def _selector_mismatch(index: Index) -> Iterator[Finding]:
     for w in index.kind(*SELECTOR_KINDS):
@@ -514,73 +534,53 @@ def _service_targetport(index: Index) -> Iterator[Finding]:
                     )
 
 
-@rule("probe-port")
-def _probe_port(index: Index) -> Iterator[Finding]:
-    for w in index.workloads():
-        for c in containers(w, init=False):
-            for probe_name in PROBES:
-                probe = c.get(probe_name) or {}
-                for handler in ("httpGet", "tcpSocket", "grpc"):
-                    port = (probe.get(handler) or {}).get("port")
-                    if port is not None and not port_declared(c, port):
-                        yield Finding(
-                            "probe-port", w,
-                            f"container {c.get('name')}: {probe_name} {handler} port {port} is not a declared container port",
-                        )
+@container_rule("probe-port", init=False)
+def _probe_port(index: Index, w: Obj, c: dict) -> Iterator[str]:
+    for probe_name in PROBES:
+        probe = c.get(probe_name) or {}
+        for handler in ("httpGet", "tcpSocket", "grpc"):
+            port = (probe.get(handler) or {}).get("port")
+            if port is not None and not port_declared(c, port):
+                yield f"{probe_name} {handler} port {port} is not a declared container port"
 
 
-@rule("liveness-failure-threshold")
-def _liveness_failure_threshold(index: Index) -> Iterator[Finding]:
-    for w in index.workloads():
-        for c in containers(w, init=False):
-            live = c.get("livenessProbe")
-            if live is not None and int(live.get("failureThreshold", 3)) < 3:
-                yield Finding(
-                    "liveness-failure-threshold", w,
-                    f"container {c.get('name')}: livenessProbe failureThreshold {live.get('failureThreshold')} < 3 restarts pods on one blip",
-                )
-            if w.kind in ("Deployment", "StatefulSet"):
-                missing = [p for p in ("livenessProbe", "readinessProbe") if not c.get(p)]
-                if missing:
-                    yield Finding("liveness-failure-threshold", w, f"container {c.get('name')}: no {' and no '.join(missing)}")
+@container_rule("liveness-failure-threshold", init=False)
+def _liveness_failure_threshold(index: Index, w: Obj, c: dict) -> Iterator[str]:
+    live = c.get("livenessProbe")
+    if live is not None and int(live.get("failureThreshold", 3)) < 3:
+        yield f"livenessProbe failureThreshold {live.get('failureThreshold')} < 3 restarts pods on one blip"
+    if w.kind in ("Deployment", "StatefulSet"):
+        missing = [p for p in ("livenessProbe", "readinessProbe") if not c.get(p)]
+        if missing:
+            yield f"no {' and no '.join(missing)}"
 
 
-@rule("liveness-depends-on-deps")
-def _liveness_depends_on_deps(index: Index) -> Iterator[Finding]:
-    for w in index.workloads():
-        for c in containers(w, init=False):
-            live = (c.get("livenessProbe") or {}).get("httpGet") or {}
-            ready = (c.get("readinessProbe") or {}).get("httpGet") or {}
-            path = live.get("path")
-            if not path:
-                continue
-            if path == ready.get("path"):
-                yield Finding(
-                    "liveness-depends-on-deps", w,
-                    f"container {c.get('name')}: livenessProbe uses the readiness path {path}; a dependency outage would restart every pod",
-                )
-            elif "ready" in str(path).lower():
-                yield Finding(
-                    "liveness-depends-on-deps", w,
-                    f"container {c.get('name')}: livenessProbe path {path} is a readiness check",
-                )
+@container_rule("liveness-depends-on-deps", init=False)
+def _liveness_depends_on_deps(index: Index, w: Obj, c: dict) -> Iterator[str]:
+    live = (c.get("livenessProbe") or {}).get("httpGet") or {}
+    ready = (c.get("readinessProbe") or {}).get("httpGet") or {}
+    path = live.get("path")
+    if not path:
+        return
+    if path == ready.get("path"):
+        yield f"livenessProbe uses the readiness path {path}; a dependency outage would restart every pod"
+    elif "ready" in str(path).lower():
+        yield f"livenessProbe path {path} is a readiness check"
 
 
-@rule("env-host-unknown")
-def _env_host_unknown(index: Index) -> Iterator[Finding]:
-    for w in index.workloads():
-        for c in containers(w):
-            for name, value, _item in resolved_env(index, w, c):
-                if not (name.endswith(HOST_ENV_SUFFIXES) or (value and URL_VALUE.match(value.strip()))):
-                    continue
-                host = env_host(name, value)
-                if not host or "$(" in host or "{" in host:
-                    continue
-                services = host_services(index, w.namespace, host)
-                if services is None or services:
-                    continue
-                where = "an IP address, not a Service" if is_ip(host) else "not a Service in the set"
-                yield Finding("env-host-unknown", w, f"container {c.get('name')}: {name} names host {host!r}, {where}")
+@container_rule("env-host-unknown")
+def _env_host_unknown(index: Index, w: Obj, c: dict) -> Iterator[str]:
+    for name, value, _item in resolved_env(index, w, c):
+        if not (name.endswith(HOST_ENV_SUFFIXES) or (value and URL_VALUE.match(value.strip()))):
+            continue
+        host = env_host(name, value)
+        if not host or "$(" in host or "{" in host:
+            continue
+        services = host_services(index, w.namespace, host)
+        if services is None or services:
+            continue
+        where = "an IP address, not a Service" if is_ip(host) else "not a Service in the set"
+        yield f"{name} names host {host!r}, {where}"
 
 
 @rule("redis-password-unwired")
@@ -637,19 +637,17 @@ def redis_password_wired(obj: Obj, container: dict, env: list[tuple[str, str | N
     return False
 
 
-@rule("memory-limit-missing")
-def _memory_limit_missing(index: Index) -> Iterator[Finding]:
-    for w in index.workloads():
-        for c in containers(w):
-            res = c.get("resources") or {}
-            missing = []
-            if not (res.get("limits") or {}).get("memory"):
-                missing.append("limits.memory")
-            for key in ("memory", "cpu"):
-                if not (res.get("requests") or {}).get(key):
-                    missing.append(f"requests.{key}")
-            if missing:
-                yield Finding("memory-limit-missing", w, f"container {c.get('name')}: no {', '.join(missing)}")
+@container_rule("memory-limit-missing")
+def _memory_limit_missing(index: Index, w: Obj, c: dict) -> Iterator[str]:
+    res = c.get("resources") or {}
+    missing = []
+    if not (res.get("limits") or {}).get("memory"):
+        missing.append("limits.memory")
+    for key in ("memory", "cpu"):
+        if not (res.get("requests") or {}).get(key):
+            missing.append(f"requests.{key}")
+    if missing:
+        yield f"no {', '.join(missing)}"
 
 
 def hpa_target(index: Index, hpa: Obj) -> Obj | None:
@@ -775,18 +773,13 @@ def prestop_seconds(container: dict) -> int | None:
     return None
 
 
-@rule("prestop-exceeds-grace")
-def _prestop_exceeds_grace(index: Index) -> Iterator[Finding]:
-    for w in index.workloads():
-        grace = (pod_spec(w) or {}).get("terminationGracePeriodSeconds")
-        grace = 30 if grace is None else int(grace)
-        for c in containers(w, init=False):
-            seconds = prestop_seconds(c)
-            if seconds is not None and seconds >= grace:
-                yield Finding(
-                    "prestop-exceeds-grace", w,
-                    f"container {c.get('name')}: preStop sleeps {seconds}s >= terminationGracePeriodSeconds {grace}; SIGTERM never gets a chance",
-                )
+@container_rule("prestop-exceeds-grace", init=False)
+def _prestop_exceeds_grace(index: Index, w: Obj, c: dict) -> Iterator[str]:
+    grace = (pod_spec(w) or {}).get("terminationGracePeriodSeconds")
+    grace = 30 if grace is None else int(grace)
+    seconds = prestop_seconds(c)
+    if seconds is not None and seconds >= grace:
+        yield f"preStop sleeps {seconds}s >= terminationGracePeriodSeconds {grace}; SIGTERM never gets a chance"
 
 
 @rule("pod-no-networkpolicy")
@@ -911,21 +904,16 @@ def _configmap_credentials(index: Index) -> Iterator[Finding]:
                 yield Finding("configmap-credentials", cm, f"key {key} sets requirepass in clear text; include it from a Secret")
 
 
-@rule("env-literal-secret")
-def _env_literal_secret(index: Index) -> Iterator[Finding]:
-    for w in index.workloads():
-        for c in containers(w):
-            for item in c.get("env") or []:
-                if not isinstance(item, dict) or "value" not in item or item.get("value") in (None, ""):
-                    continue
-                name, value = str(item.get("name", "")), str(item["value"])
-                if _credential_key(name, value):
-                    yield Finding(
-                        "env-literal-secret", w,
-                        f"container {c.get('name')}: {name} has a literal value; use valueFrom.secretKeyRef or a mounted Secret file",
-                    )
-                elif URL_WITH_PASSWORD.search(value):
-                    yield Finding("env-literal-secret", w, f"container {c.get('name')}: {name} embeds user:password@ in a literal URL")
+@container_rule("env-literal-secret")
+def _env_literal_secret(index: Index, w: Obj, c: dict) -> Iterator[str]:
+    for item in c.get("env") or []:
+        if not isinstance(item, dict) or "value" not in item or item.get("value") in (None, ""):
+            continue
+        name, value = str(item.get("name", "")), str(item["value"])
+        if _credential_key(name, value):
+            yield f"{name} has a literal value; use valueFrom.secretKeyRef or a mounted Secret file"
+        elif URL_WITH_PASSWORD.search(value):
+            yield f"{name} embeds user:password@ in a literal URL"
 
 
 def image_tag(image: str) -> str | None:
@@ -936,43 +924,39 @@ def image_tag(image: str) -> str | None:
     return last.split(":", 1)[1] if ":" in last else None
 
 
-@rule("image-mutable-tag")
-def _image_mutable_tag(index: Index) -> Iterator[Finding]:
-    for w in index.workloads():
-        for c in containers(w):
-            image = str(c.get("image", ""))
-            tag = image_tag(image)
-            if tag not in (None, "latest"):
-                continue
-            what = "has no tag" if tag is None else "uses the mutable tag latest"
-            policy = c.get("imagePullPolicy")
-            extra = "; with imagePullPolicy IfNotPresent nodes keep running whatever they cached" if policy == "IfNotPresent" else ""
-            yield Finding("image-mutable-tag", w, f"container {c.get('name')}: image {image} {what}{extra}")
+@container_rule("image-mutable-tag")
+def _image_mutable_tag(index: Index, w: Obj, c: dict) -> Iterator[str]:
+    image = str(c.get("image", ""))
+    tag = image_tag(image)
+    if tag not in (None, "latest"):
+        return
+    what = "has no tag" if tag is None else "uses the mutable tag latest"
+    policy = c.get("imagePullPolicy")
+    extra = "; with imagePullPolicy IfNotPresent nodes keep running whatever they cached" if policy == "IfNotPresent" else ""
+    yield f"image {image} {what}{extra}"
 
 
-@rule("run-as-root")
-def _run_as_root(index: Index) -> Iterator[Finding]:
-    for w in index.workloads():
-        pod_sc = (pod_spec(w) or {}).get("securityContext") or {}
-        for c in containers(w):
-            sc = c.get("securityContext") or {}
-            problems = []
-            non_root = sc.get("runAsNonRoot", pod_sc.get("runAsNonRoot"))
-            user = sc.get("runAsUser", pod_sc.get("runAsUser"))
-            if non_root is not True:
-                problems.append("runAsNonRoot is not true")
-            if user == 0:
-                problems.append("runAsUser is 0")
-            if sc.get("readOnlyRootFilesystem") is not True:
-                problems.append("readOnlyRootFilesystem is not true")
-            if sc.get("allowPrivilegeEscalation") is not False:
-                problems.append("allowPrivilegeEscalation is not false")
-            if sc.get("privileged") is True:
-                problems.append("privileged is true")
-            if "ALL" not in ((sc.get("capabilities") or {}).get("drop") or []):
-                problems.append("capabilities.drop lacks ALL")
-            if problems:
-                yield Finding("run-as-root", w, f"container {c.get('name')}: {', '.join(problems)}")
+@container_rule("run-as-root")
+def _run_as_root(index: Index, w: Obj, c: dict) -> Iterator[str]:
+    pod_sc = (pod_spec(w) or {}).get("securityContext") or {}
+    sc = c.get("securityContext") or {}
+    problems = []
+    non_root = sc.get("runAsNonRoot", pod_sc.get("runAsNonRoot"))
+    user = sc.get("runAsUser", pod_sc.get("runAsUser"))
+    if non_root is not True:
+        problems.append("runAsNonRoot is not true")
+    if user == 0:
+        problems.append("runAsUser is 0")
+    if sc.get("readOnlyRootFilesystem") is not True:
+        problems.append("readOnlyRootFilesystem is not true")
+    if sc.get("allowPrivilegeEscalation") is not False:
+        problems.append("allowPrivilegeEscalation is not false")
+    if sc.get("privileged") is True:
+        problems.append("privileged is true")
+    if "ALL" not in ((sc.get("capabilities") or {}).get("drop") or []):
+        problems.append("capabilities.drop lacks ALL")
+    if problems:
+        yield ", ".join(problems)
 
 
 def configured_port(index: Index, obj: Obj, container: dict) -> tuple[str, int] | None:
@@ -989,24 +973,19 @@ def configured_port(index: Index, obj: Obj, container: dict) -> tuple[str, int] 
     return port
 
 
-@rule("container-port-mismatch")
-def _container_port_mismatch(index: Index) -> Iterator[Finding]:
-    for w in index.workloads():
-        for c in containers(w, init=False):
-            configured = configured_port(index, w, c)
-            if configured is None:
-                continue
-            ports = container_ports(c)
-            http = [p for p in ports if p.get("name") == "http"]
-            declared = http[0] if http else (ports[0] if len(ports) == 1 else None)
-            if declared is None:
-                continue
-            if declared.get("containerPort") != configured[1]:
-                label = declared.get("name") or "the only port"
-                yield Finding(
-                    "container-port-mismatch", w,
-                    f"container {c.get('name')}: {configured[0]} but containerPort {label} is {declared.get('containerPort')}",
-                )
+@container_rule("container-port-mismatch", init=False)
+def _container_port_mismatch(index: Index, w: Obj, c: dict) -> Iterator[str]:
+    configured = configured_port(index, w, c)
+    if configured is None:
+        return
+    ports = container_ports(c)
+    http = [p for p in ports if p.get("name") == "http"]
+    declared = http[0] if http else (ports[0] if len(ports) == 1 else None)
+    if declared is None:
+        return
+    if declared.get("containerPort") != configured[1]:
+        label = declared.get("name") or "the only port"
+        yield f"{configured[0]} but containerPort {label} is {declared.get('containerPort')}"
 
 
 @rule("namespace-pod-security")
