@@ -456,17 +456,24 @@ def peer_reaches_kube_dns(peer: dict, namespace: str) -> bool:
 
 
 # --------------------------------------------------------------------------------------------
-# Rules. Each takes the Index and yields Findings.
+# Rules. A check takes the Index and yields (object, message); @rule attaches the rule id, so
+# a check can never report under another rule's id.
 
 Rule = Callable[[Index], Iterator[Finding]]
+Reports = Iterator[tuple[Obj, str]]  # (object, message) pairs
+Check = Callable[[Index], Reports]
 REGISTRY: dict[str, Rule] = {}
 
 
-def rule(rule_id: str) -> Callable[[Rule], Rule]:
-    def register(fn: Rule) -> Rule:
+def rule(rule_id: str) -> Callable[[Check], Check]:
+    def register(check: Check) -> Check:
         assert rule_id in RULES, rule_id
-        REGISTRY[rule_id] = fn
-        return fn
+
+        def findings(index: Index) -> Iterator[Finding]:
+            for obj, message in check(index):
+                yield Finding(rule_id, obj, message)
+        REGISTRY[rule_id] = findings
+        return check
     return register
 
 
@@ -480,43 +487,43 @@ def container_rule(rule_id: str, init: bool = True) -> Callable[[ContainerCheck]
     "container <name>: ", so the loops and the prefix are written once, here.
     """
     def register(check: ContainerCheck) -> ContainerCheck:
-        def each_container(index: Index) -> Iterator[Finding]:
+        @rule(rule_id)
+        def each_container(index: Index) -> Reports:
             for w in index.workloads():
                 for c in containers(w, init=init):
                     for message in check(index, w, c):
-                        yield Finding(rule_id, w, f"container {c.get('name')}: {message}")
-        rule(rule_id)(each_container)
+                        yield w, f"container {c.get('name')}: {message}"
         return check
     return register
 
 
 @rule("selector-mismatch")
-def _selector_mismatch(index: Index) -> Iterator[Finding]:
+def _selector_mismatch(index: Index) -> Reports:
     for w in index.kind(*SELECTOR_KINDS):
         selector = (w.spec.get("selector") or {}).get("matchLabels") or {}
         labels = pod_labels(w)
         if not selector:
-            yield Finding("selector-mismatch", w, "spec.selector.matchLabels is empty or missing")
+            yield w, "spec.selector.matchLabels is empty or missing"
             continue
         bad = {k: v for k, v in selector.items() if labels.get(k) != v}
         if bad:
             shown = ", ".join(f"{k}={v}" for k, v in sorted(bad.items()))
-            yield Finding("selector-mismatch", w, f"selector labels {shown} are not on the pod template")
+            yield w, f"selector labels {shown} are not on the pod template"
 
 
 @rule("service-no-endpoints")
-def _service_no_endpoints(index: Index) -> Iterator[Finding]:
+def _service_no_endpoints(index: Index) -> Reports:
     for svc in index.kind("Service"):
         selector = svc.spec.get("selector") or {}
         if not selector or svc.spec.get("type") == "ExternalName":
             continue
         if not index.pods_selected(svc.namespace, selector):
             shown = ", ".join(f"{k}={v}" for k, v in sorted(selector.items()))
-            yield Finding("service-no-endpoints", svc, f"selector {shown} matches no pod template in the set")
+            yield svc, f"selector {shown} matches no pod template in the set"
 
 
 @rule("service-targetport")
-def _service_targetport(index: Index) -> Iterator[Finding]:
+def _service_targetport(index: Index) -> Reports:
     for svc in index.kind("Service"):
         selector = svc.spec.get("selector") or {}
         if not selector:
@@ -528,9 +535,8 @@ def _service_targetport(index: Index) -> Iterator[Finding]:
             target = port.get("targetPort", port.get("port"))
             for w in pods:
                 if not any(port_declared(c, target) for c in containers(w, init=False)):
-                    yield Finding(
-                        "service-targetport", svc,
-                        f"port {port.get('name') or port.get('port')}: targetPort {target} is not a container port of {w.kind}/{w.name}",
+                    yield svc, (
+                        f"port {port.get('name') or port.get('port')}: targetPort {target} is not a container port of {w.kind}/{w.name}"
                     )
 
 
@@ -584,7 +590,7 @@ def _env_host_unknown(index: Index, w: Obj, c: dict) -> Iterator[str]:
 
 
 @rule("redis-password-unwired")
-def _redis_password_unwired(index: Index) -> Iterator[Finding]:
+def _redis_password_unwired(index: Index) -> Reports:
     for redis in index.workloads():
         for rc in containers(redis, init=False):
             if not is_redis_container(rc):
@@ -618,10 +624,9 @@ def _redis_password_unwired(index: Index) -> Iterator[Finding]:
                     if not points:
                         continue
                     if not redis_password_wired(client, c, env):
-                        yield Finding(
-                            "redis-password-unwired", client,
+                        yield client, (
                             f"container {c.get('name')} talks to {redis.kind}/{redis.name}, which requires a password ({why}), "
-                            "but gets neither REDIS_PASSWORD_FILE on a mounted Secret nor REDIS_PASSWORD from a secretKeyRef",
+                            "but gets neither REDIS_PASSWORD_FILE on a mounted Secret nor REDIS_PASSWORD from a secretKeyRef"
                         )
 
 
@@ -659,14 +664,11 @@ def hpa_target(index: Index, hpa: Obj) -> Obj | None:
 
 
 @rule("hpa-target-missing")
-def _hpa_target_missing(index: Index) -> Iterator[Finding]:
+def _hpa_target_missing(index: Index) -> Reports:
     for hpa in index.kind("HorizontalPodAutoscaler"):
         if hpa_target(index, hpa) is None:
             ref = hpa.spec.get("scaleTargetRef") or {}
-            yield Finding(
-                "hpa-target-missing", hpa,
-                f"scaleTargetRef {ref.get('kind')}/{ref.get('name')} is not a Deployment/StatefulSet in the set",
-            )
+            yield hpa, f"scaleTargetRef {ref.get('kind')}/{ref.get('name')} is not a Deployment/StatefulSet in the set"
 
 
 def hpa_cpu_containers(hpa: Obj) -> tuple[bool, set[str] | None]:
@@ -687,7 +689,7 @@ def hpa_cpu_containers(hpa: Obj) -> tuple[bool, set[str] | None]:
 
 
 @rule("hpa-cpu-without-request")
-def _hpa_cpu_without_request(index: Index) -> Iterator[Finding]:
+def _hpa_cpu_without_request(index: Index) -> Reports:
     for hpa in index.kind("HorizontalPodAutoscaler"):
         target = hpa_target(index, hpa)
         scales, names = hpa_cpu_containers(hpa)
@@ -697,20 +699,16 @@ def _hpa_cpu_without_request(index: Index) -> Iterator[Finding]:
             if names is not None and c.get("name") not in names:
                 continue
             if not ((c.get("resources") or {}).get("requests") or {}).get("cpu"):
-                yield Finding(
-                    "hpa-cpu-without-request", hpa,
-                    f"scales {target.kind}/{target.name} on CPU but container {c.get('name')} has no requests.cpu",
-                )
+                yield hpa, f"scales {target.kind}/{target.name} on CPU but container {c.get('name')} has no requests.cpu"
 
 
 @rule("hpa-fixed-replicas")
-def _hpa_fixed_replicas(index: Index) -> Iterator[Finding]:
+def _hpa_fixed_replicas(index: Index) -> Reports:
     for hpa in index.kind("HorizontalPodAutoscaler"):
         target = hpa_target(index, hpa)
         if target is not None and target.spec.get("replicas") is not None:
-            yield Finding(
-                "hpa-fixed-replicas", target,
-                f"sets spec.replicas={target.spec['replicas']} but HorizontalPodAutoscaler/{hpa.name} owns the count; every apply resets it",
+            yield target, (
+                f"sets spec.replicas={target.spec['replicas']} but HorizontalPodAutoscaler/{hpa.name} owns the count; every apply resets it"
             )
 
 
@@ -731,18 +729,18 @@ def _amount(value: Any, replicas: int, round_up: bool) -> int:
 
 
 @rule("pdb-blocks-drain")
-def _pdb_blocks_drain(index: Index) -> Iterator[Finding]:
+def _pdb_blocks_drain(index: Index) -> Reports:
     for pdb in index.kind("PodDisruptionBudget"):
         spec = pdb.spec
         if "maxUnavailable" in spec and spec["maxUnavailable"] is not None:
             if str(spec["maxUnavailable"]) in ("0", "0%"):
-                yield Finding("pdb-blocks-drain", pdb, "maxUnavailable 0 forbids every eviction; node drains hang")
+                yield pdb, "maxUnavailable 0 forbids every eviction; node drains hang"
             continue
         if "minAvailable" not in spec or spec["minAvailable"] is None:
             continue
         min_available = spec["minAvailable"]
         if str(min_available) == "100%":
-            yield Finding("pdb-blocks-drain", pdb, 'minAvailable "100%" forbids every eviction; node drains hang')
+            yield pdb, 'minAvailable "100%" forbids every eviction; node drains hang'
             continue
         selector = pdb.spec.get("selector") or {}
         targets = [w for w in index.kind(*SCALABLE_KINDS) if w.namespace == pdb.namespace
@@ -752,9 +750,8 @@ def _pdb_blocks_drain(index: Index) -> Iterator[Finding]:
         replicas = sum(effective_replicas(index, w) for w in targets)
         needed = _amount(min_available, replicas, round_up=True)
         if needed >= replicas:
-            yield Finding(
-                "pdb-blocks-drain", pdb,
-                f"minAvailable {min_available} >= the {replicas} replica(s) of {', '.join(w.kind + '/' + w.name for w in targets)}; no pod can ever be evicted",
+            yield pdb, (
+                f"minAvailable {min_available} >= the {replicas} replica(s) of {', '.join(w.kind + '/' + w.name for w in targets)}; no pod can ever be evicted"
             )
 
 
@@ -783,21 +780,18 @@ def _prestop_exceeds_grace(index: Index, w: Obj, c: dict) -> Iterator[str]:
 
 
 @rule("pod-no-networkpolicy")
-def _pod_no_networkpolicy(index: Index) -> Iterator[Finding]:
+def _pod_no_networkpolicy(index: Index) -> Reports:
     for w in index.workloads():
         covered: set[str] = set()
         for p in selecting_policies(index, w):
             covered |= netpol_types(p)
         missing = [t for t in ("Ingress", "Egress") if t not in covered]
         if missing:
-            yield Finding(
-                "pod-no-networkpolicy", w,
-                f"pods are not selected by any NetworkPolicy for {' and '.join(missing).lower()}",
-            )
+            yield w, f"pods are not selected by any NetworkPolicy for {' and '.join(missing).lower()}"
 
 
 @rule("dns-egress-missing")
-def _dns_egress_missing(index: Index) -> Iterator[Finding]:
+def _dns_egress_missing(index: Index) -> Reports:
     restricted_ns = {p.namespace for p in index.kind("NetworkPolicy") if "Egress" in netpol_types(p)}
     for w in index.workloads():
         if w.namespace not in restricted_ns:
@@ -817,9 +811,8 @@ def _dns_egress_missing(index: Index) -> Iterator[Finding]:
                         allowed.add(proto)
         missing = [proto for proto in ("UDP", "TCP") if proto not in allowed]
         if missing:
-            yield Finding(
-                "dns-egress-missing", w,
-                f"pods are egress-restricted but no rule allows {'+'.join(missing)} 53 to kube-dns (kube-system, k8s-app=kube-dns)",
+            yield w, (
+                f"pods are egress-restricted but no rule allows {'+'.join(missing)} 53 to kube-dns (kube-system, k8s-app=kube-dns)"
             )
 
 
@@ -842,7 +835,7 @@ def _service_port_conflicts(index: Index, namespace: str, pods: list[Obj], numbe
 
 
 @rule("netpol-service-port")
-def _netpol_service_port(index: Index) -> Iterator[Finding]:
+def _netpol_service_port(index: Index) -> Reports:
     for p in index.kind("NetworkPolicy"):
         selected = [w for w in index.workloads() if w.namespace == p.namespace
                     and label_selector_matches(p.spec.get("podSelector"), pod_labels(w))]
@@ -864,23 +857,19 @@ def _netpol_service_port(index: Index) -> Iterator[Finding]:
                 if not isinstance(port, int):
                     continue
                 for conflict in _service_port_conflicts(index, p.namespace, pods, port):
-                    yield Finding(
-                        "netpol-service-port", p,
-                        f"{direction} allows port {port}, the Service port ({conflict}); NetworkPolicies see pod ports",
-                    )
+                    yield p, f"{direction} allows port {port}, the Service port ({conflict}); NetworkPolicies see pod ports"
 
 
 @rule("netpol-or-selector")
-def _netpol_or_selector(index: Index) -> Iterator[Finding]:
+def _netpol_or_selector(index: Index) -> Reports:
     for p in index.kind("NetworkPolicy"):
         for direction, key in (("ingress", "from"), ("egress", "to")):
             for i, r in enumerate(p.spec.get(direction) or []):
                 peers = r.get(key) or []
                 if any(peer_only(x, "namespaceSelector") for x in peers) and any(peer_only(x, "podSelector") for x in peers):
-                    yield Finding(
-                        "netpol-or-selector", p,
+                    yield p, (
                         f"{direction}[{i}].{key} has a namespaceSelector-only peer and a podSelector-only peer; they are OR-ed "
-                        "(any pod of those namespaces, or those pods in this namespace). Put both selectors in ONE peer",
+                        "(any pod of those namespaces, or those pods in this namespace). Put both selectors in ONE peer"
                     )
 
 
@@ -892,16 +881,16 @@ def _credential_key(name: str, value: str | None) -> bool:
 
 
 @rule("configmap-credentials")
-def _configmap_credentials(index: Index) -> Iterator[Finding]:
+def _configmap_credentials(index: Index) -> Reports:
     for cm in index.kind("ConfigMap"):
         for key, value in sorted((cm.doc.get("data") or {}).items()):
             text = "" if value is None else str(value)
             if _credential_key(str(key), text):
-                yield Finding("configmap-credentials", cm, f"key {key} looks like a credential; use a Secret")
+                yield cm, f"key {key} looks like a credential; use a Secret"
             elif URL_WITH_PASSWORD.search(text):
-                yield Finding("configmap-credentials", cm, f"key {key} holds a URL with user:password@; use a Secret")
+                yield cm, f"key {key} holds a URL with user:password@; use a Secret"
             elif REQUIREPASS_LINE.search(text):
-                yield Finding("configmap-credentials", cm, f"key {key} sets requirepass in clear text; include it from a Secret")
+                yield cm, f"key {key} sets requirepass in clear text; include it from a Secret"
 
 
 @container_rule("env-literal-secret")
@@ -989,11 +978,11 @@ def _container_port_mismatch(index: Index, w: Obj, c: dict) -> Iterator[str]:
 
 
 @rule("namespace-pod-security")
-def _namespace_pod_security(index: Index) -> Iterator[Finding]:
+def _namespace_pod_security(index: Index) -> Reports:
     for ns in index.kind("Namespace"):
         value = (ns.meta.get("labels") or {}).get(PSS_LABEL)
         if value != "restricted":
-            yield Finding("namespace-pod-security", ns, f"label {PSS_LABEL} is {value!r}, expected 'restricted'")
+            yield ns, f"label {PSS_LABEL} is {value!r}, expected 'restricted'"
 
 
 # --------------------------------------------------------------------------------------------
