@@ -313,16 +313,19 @@ def m_pdb_max_unavailable_zero(o):
     find(o, "PodDisruptionBudget", "api-gateway")["spec"]["maxUnavailable"] = 0
 
 
-def m_pdb_min_available_replicas(o):
+def pdb_min_available(o, value):
+    """user-service's PDB with minAvailable `value` in place of maxUnavailable."""
     spec = find(o, "PodDisruptionBudget", "user-service")["spec"]
     del spec["maxUnavailable"]
-    spec["minAvailable"] = 2  # == HPA minReplicas
+    spec["minAvailable"] = value
+
+
+def m_pdb_min_available_replicas(o):
+    pdb_min_available(o, 2)  # == HPA minReplicas
 
 
 def m_pdb_min_available_all(o):
-    spec = find(o, "PodDisruptionBudget", "user-service")["spec"]
-    del spec["maxUnavailable"]
-    spec["minAvailable"] = "100%"
+    pdb_min_available(o, "100%")
 
 
 def m_prestop_sleep(o):
@@ -537,9 +540,7 @@ def test_redis_without_password_needs_no_wiring():
 
 def test_pdb_min_available_below_replicas_passes():
     objs = base()
-    spec = find(objs, "PodDisruptionBudget", "user-service")["spec"]
-    del spec["maxUnavailable"]
-    spec["minAvailable"] = 1
+    pdb_min_available(objs, 1)
     assert run(objs, "pdb-blocks-drain") == []
 
 
@@ -564,12 +565,18 @@ def test_digest_reference_is_not_mutable():
 # Skips and the command line.
 
 
-def test_skip_annotation_with_reason_suppresses_and_notes():
+def latest_image_skipped(reason):
+    """The gateway on image :latest, with a skip annotation for image-mutable-tag giving `reason`."""
     objs = copy.deepcopy(base())
     m_image_latest(objs)
     find(objs, "Deployment", "api-gateway")["metadata"]["annotations"] = {
-        "users-platform.dev/policy-skip.image-mutable-tag": "third-party image only published as latest"
+        "users-platform.dev/policy-skip.image-mutable-tag": reason
     }
+    return objs
+
+
+def test_skip_annotation_with_reason_suppresses_and_notes():
+    objs = latest_image_skipped("third-party image only published as latest")
     objects = [policy.Obj(o, "f.yaml", i) for i, o in enumerate(objs)]
     findings, notes = policy.evaluate(objects)
     assert findings == []
@@ -577,12 +584,7 @@ def test_skip_annotation_with_reason_suppresses_and_notes():
 
 
 def test_skip_annotation_without_reason_is_ignored():
-    objs = copy.deepcopy(base())
-    m_image_latest(objs)
-    find(objs, "Deployment", "api-gateway")["metadata"]["annotations"] = {
-        "users-platform.dev/policy-skip.image-mutable-tag": ""
-    }
-    assert [f.rule for f in run(objs)] == ["image-mutable-tag"]
+    assert [f.rule for f in run(latest_image_skipped(""))] == ["image-mutable-tag"]
 
 
 def _write(tmp_path, objs, name="m.yaml"):
