@@ -6,7 +6,7 @@
 #   - the k8s modules put `groups` into the prod PrometheusRule.
 # Documentation: docs/monitoring.md (SLOs, alert table), docs/runbook.md (one section per alert).
 let
-  inherit (builtins) concatMap replaceStrings;
+  inherit (builtins) concatMap concatStringsSep replaceStrings;
 
   common = import ./common.nix;
   inherit (common) gateway userService jobs containers hpas sloTarget latencyThreshold;
@@ -98,29 +98,38 @@ let
   ];
 
   # ---- alerts ---------------------------------------------------------------------------------
-  burn = factor: long: short: ''
+  # Multi-window burn-rate alert: a tier fires while the error ratio is above `factor` times the
+  # budget over both its long and its short window. The tiers are written once and give both the
+  # expression and the summary; the page and the ticket alert differ only in tiers and wording.
+  burn = { factor, long, short }: ''
     (
       slo:sli_error:ratio_rate${long}{${availability}} > (${factor} * ${errorBudget})
       and
       slo:sli_error:ratio_rate${short}{${availability}} > (${factor} * ${errorBudget})
     )'';
+  burnAlert = { name, tiers, for, severity, summary, budgetGone }: alert {
+    inherit name for severity;
+    expr = concatStringsSep "\nor\n" (map burn tiers) + "\n";
+    summary = "${summary} (${concatStringsSep " or " (map (t: "${t.factor}x over ${t.long}") tiers)})";
+    description = "{{ $value | humanizePercentage }} of /api/ requests through {{ $labels.job }} failed with a 5xx over the long window (budget: 0.1 %). ${budgetGone}";
+  };
 
   sloAlerts = [
-    (alert {
+    (burnAlert {
       name = "ApiErrorBudgetBurnFast";
-      expr = "${burn "14.4" "1h" "5m"}\nor\n${burn "6" "6h" "30m"}\n";
+      tiers = [{ factor = "14.4"; long = "1h"; short = "5m"; } { factor = "6"; long = "6h"; short = "30m"; }];
       for = "2m";
       severity = "page";
-      summary = "Public API is burning its 99.9 % error budget fast (14.4x over 1h or 6x over 6h)";
-      description = "{{ $value | humanizePercentage }} of /api/ requests through {{ $labels.job }} failed with a 5xx over the long window (budget: 0.1 %). At 14.4x the 30-day error budget is gone in about 2 days, at 6x in 5 days.";
+      summary = "Public API is burning its 99.9 % error budget fast";
+      budgetGone = "At 14.4x the 30-day error budget is gone in about 2 days, at 6x in 5 days.";
     })
-    (alert {
+    (burnAlert {
       name = "ApiErrorBudgetBurnSlow";
-      expr = "${burn "3" "1d" "2h"}\nor\n${burn "1" "3d" "6h"}\n";
+      tiers = [{ factor = "3"; long = "1d"; short = "2h"; } { factor = "1"; long = "3d"; short = "6h"; }];
       for = "15m";
       severity = "ticket";
-      summary = "Public API is burning its 99.9 % error budget (3x over 1d or 1x over 3d)";
-      description = "{{ $value | humanizePercentage }} of /api/ requests through {{ $labels.job }} failed with a 5xx over the long window (budget: 0.1 %). At 3x the 30-day error budget is gone in 10 days, at 1x in exactly 30 days.";
+      summary = "Public API is burning its 99.9 % error budget";
+      budgetGone = "At 3x the 30-day error budget is gone in 10 days, at 1x in exactly 30 days.";
     })
     (alert {
       name = "ApiLatencyP99High";
