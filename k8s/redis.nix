@@ -54,13 +54,7 @@ in
 
     statefulSets.${name} = {
       metadata = meta // {
-        annotations = platform.checkovSkips ([{
-          id = "CKV_K8S_43";
-          reason = "image tag is the Nix content hash of the image (immutable per build); digests are unknown at evaluation time";
-        }] ++ lib.optional (cfg.imagePullPolicy != "Always") {
-          id = "CKV_K8S_15";
-          reason = "dev images are loaded into kind (kind load), not pulled from a registry";
-        });
+        annotations = platform.checkovSkips platform.imageSkips;
       };
       spec = {
         # A single primary: Redis is not scaled horizontally, so the count is fixed here.
@@ -70,18 +64,11 @@ in
         updateStrategy.type = "RollingUpdate";
         revisionHistoryLimit = 5;
         selector.matchLabels = platform.selector name;
-        template = {
-          metadata = {
-            labels = meta.labels;
-            annotations."checksum/config" = platform.checksum configData;
-          };
+        template = platform.podTemplate {
+          inherit meta configData;
           spec = {
-            serviceAccountName = name;
-            automountServiceAccountToken = false;
-            enableServiceLinks = false;
             # Redis fsyncs the AOF and exits on SIGTERM within a few seconds.
             terminationGracePeriodSeconds = 30;
-            securityContext = platform.podSecurityContext;
             containers = [{
               inherit name;
               image = platform.image name;

@@ -26,14 +26,6 @@ let
     timeoutSeconds = 2;
   } // extra;
 
-  # Digest pinning is impossible here: the tag *is* the Nix content hash of the image.
-  skips = platform.checkovSkips ([{
-    id = "CKV_K8S_43";
-    reason = "image tag is the Nix content hash of the image (immutable per build); digests are unknown at evaluation time";
-  }] ++ lib.optional (cfg.imagePullPolicy != "Always") {
-    id = "CKV_K8S_15";
-    reason = "dev images are loaded into kind (kind load), not pulled from a registry";
-  });
 in
 {
   serviceAccounts.${name} = {
@@ -47,7 +39,7 @@ in
   };
 
   deployments.${name} = {
-    metadata = meta // { annotations = skips; };
+    metadata = meta // { annotations = platform.checkovSkips platform.imageSkips; };
     spec = {
       # No `replicas`: the HorizontalPodAutoscaler owns the count.
       revisionHistoryLimit = 5;
@@ -56,19 +48,10 @@ in
         type = "RollingUpdate";
         rollingUpdate = { maxUnavailable = 0; maxSurge = 1; };
       };
-      template = {
-        metadata = {
-          labels = meta.labels;
-          annotations."checksum/config" = platform.checksum configData;
-        };
+      template = platform.podTemplate {
+        inherit meta configData;
         spec = {
-          serviceAccountName = name;
-          automountServiceAccountToken = false;
-          # Service links would inject e.g. REDIS_PORT=tcp://… and USER_SERVICE_PORT=tcp://…,
-          # which collide with the binary's own configuration variables.
-          enableServiceLinks = false;
           terminationGracePeriodSeconds = sd.graceSeconds;
-          securityContext = platform.podSecurityContext;
           containers = [
             ({
               inherit name;

@@ -67,6 +67,24 @@ in
       seccompProfile.type = "RuntimeDefault";
     };
 
+    # Pod template of every workload: its own ServiceAccount (named like the workload) without an
+    # API token, the restricted pod securityContext, and a checksum of the non-secret config so a
+    # config change rolls the pods. Service links are off: they would inject e.g.
+    # REDIS_PORT=tcp://… and USER_SERVICE_PORT=tcp://…, which collide with the binary's own
+    # configuration variables.
+    podTemplate = { meta, configData, spec }: {
+      metadata = {
+        inherit (meta) labels;
+        annotations."checksum/config" = checksum configData;
+      };
+      spec = {
+        serviceAccountName = meta.name;
+        automountServiceAccountToken = false;
+        enableServiceLinks = false;
+        securityContext = podSecurityContext;
+      } // spec;
+    };
+
     resources = r: {
       requests = { cpu = r.cpuRequest; memory = r.memoryRequest; };
       limits = { cpu = r.cpuLimit; memory = r.memoryLimit; };
@@ -95,5 +113,15 @@ in
     checkovSkips = skips: lib.listToAttrs (lib.imap1
       (i: s: lib.nameValuePair "checkov.io/skip${toString i}" "${s.id}=${s.reason}")
       skips);
+
+    # The skips every workload running one of our images needs. Digest pinning is impossible:
+    # the tag *is* the Nix content hash of the image.
+    imageSkips = [{
+      id = "CKV_K8S_43";
+      reason = "image tag is the Nix content hash of the image (immutable per build); digests are unknown at evaluation time";
+    }] ++ lib.optional (cfg.imagePullPolicy != "Always") {
+      id = "CKV_K8S_15";
+      reason = "dev images are loaded into kind (kind load), not pulled from a registry";
+    };
   };
 }
