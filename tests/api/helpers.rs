@@ -218,17 +218,19 @@ pub struct UserServiceUnderTest {
 }
 
 pub async fn user_service(backend: Backend) -> UserServiceUnderTest {
+    user_service_with_redis_deadline(backend, Duration::from_millis(500))
+}
+
+/// Like [`user_service`], with a chosen Redis command deadline (unused on the memory store).
+fn user_service_with_redis_deadline(backend: Backend, redis_command_timeout: Duration) -> UserServiceUnderTest {
     let shutdown = Shutdown::new();
     let registry = metrics::new_registry();
     let (store, redis_server): (Arc<dyn UserStore>, _) = match backend {
         Backend::Memory => (Arc::new(MemoryStore::new()), None),
         Backend::Redis => {
             let server = RedisServer::start();
-            let store = RedisStore::connect(
-                &server.config(Duration::from_millis(500)),
-                RedisMetrics::register(&registry),
-            )
-            .expect("store");
+            let store = RedisStore::connect(&server.config(redis_command_timeout), RedisMetrics::register(&registry))
+                .expect("store");
             (Arc::new(store), Some(server))
         }
     };
@@ -303,13 +305,14 @@ pub struct Stack {
 
 impl Stack {
     pub async fn start(backend: Backend) -> Self {
-        let user_service = user_service(backend).await;
+        Self::serve_with_gateway(user_service(backend).await, Duration::from_secs(2)).await
+    }
+
+    /// Serves `user_service` and a gateway in front of it with the given upstream deadline.
+    async fn serve_with_gateway(user_service: UserServiceUnderTest, upstream_timeout: Duration) -> Self {
         let users = serve(user_service.app.router.clone(), user_service.shutdown.clone()).await;
         let shutdown = Shutdown::new();
-        let app = gateway::build(
-            &gateway_config(&users.url(""), Duration::from_secs(2), 512),
-            shutdown.clone(),
-        );
+        let app = gateway::build(&gateway_config(&users.url(""), upstream_timeout, 512), shutdown.clone());
         let gateway = serve(app.router, shutdown).await;
         Self {
             gateway,
@@ -605,34 +608,12 @@ pub async fn wait_stopped(pid: i32, within: Duration) {
     .await;
 }
 
-/// Like [`Stack::start`] on Redis, with a chosen Redis command deadline: the concurrency
-/// tests give Redis (fsync on every write) room on a loaded CI machine, so a slow disk is not
-/// mistaken for a lost write.
+/// Like [`Stack::start`] on Redis, with a chosen Redis command deadline (and the gateway's
+/// upstream deadline 2 s above it): the concurrency tests give Redis (fsync on every write)
+/// room on a loaded CI machine, so a slow disk is not mistaken for a lost write.
 pub async fn redis_stack(command_timeout: Duration) -> Stack {
-    let shutdown = Shutdown::new();
-    let registry = metrics::new_registry();
-    let server = RedisServer::start();
-    let store = RedisStore::connect(&server.config(command_timeout), RedisMetrics::register(&registry)).expect("store");
-    let app = users::build_with_store(Arc::new(store), registry, &settings(), shutdown.clone());
-    app.started.store(true, std::sync::atomic::Ordering::Release);
-    let user_service = UserServiceUnderTest {
-        app,
-        redis: Some(server),
-        shutdown,
-    };
-    let users = serve(user_service.app.router.clone(), user_service.shutdown.clone()).await;
-    let gateway_shutdown = Shutdown::new();
-    let app = gateway::build(
-        &gateway_config(&users.url(""), command_timeout + Duration::from_secs(2), 512),
-        gateway_shutdown.clone(),
-    );
-    let gateway = serve(app.router, gateway_shutdown).await;
-    Stack {
-        gateway,
-        users,
-        user_service,
-        gateway_registry: app.registry,
-    }
+    let user_service = user_service_with_redis_deadline(Backend::Redis, command_timeout);
+    Stack::serve_with_gateway(user_service, command_timeout + Duration::from_secs(2)).await
 }
 
 /// GETs `url` and parses its JSON body; any transport or JSON error fails the test.
