@@ -135,16 +135,7 @@ async fn two_hundred_concurrent_creates_are_all_stored_and_counted() {
     assert_eq!(listed, acknowledged);
 
     // Both services counted exactly what the clients saw.
-    let gateway_metrics = {
-        let mut text = Vec::new();
-        prometheus::Encoder::encode(
-            &prometheus::TextEncoder::new(),
-            &stack.gateway_registry.gather(),
-            &mut text,
-        )
-        .expect("encode");
-        String::from_utf8(text).expect("utf-8")
-    };
+    let gateway_metrics = users_platform::telemetry::metrics::encode(&stack.gateway_registry);
     let users_metrics = http
         .get(stack.users.url("/metrics"))
         .send()
@@ -296,31 +287,20 @@ async fn racing_delete_create_and_patch_of_one_email_never_leave_a_dangling_inde
             .json(&json!({"name": name, "email": email}))
     };
     let variants = case_variants(EMAIL, 4);
-    let mut owner: Option<String> = Some(
-        create("Owner", EMAIL)
-            .send()
-            .await
-            .expect("post")
-            .json::<Value>()
-            .await
-            .expect("json")["id"]
-            .as_str()
-            .expect("id")
-            .to_owned(),
-    );
+    let first_owner = post_json(&http, stack.api("/users"), &json!({"name": "Owner", "email": EMAIL})).await;
+    let mut owner: Option<String> = Some(first_owner["id"].as_str().expect("id").to_owned());
     let mut bystander: Option<String> = None;
     let mut outcomes = BTreeMap::<String, usize>::new();
     for round in 0..ROUNDS {
         let bystander_id = match &bystander {
             Some(id) => id.clone(),
             None => {
-                let user: Value = create("Bystander", &format!("bystander-{round}@example.com"))
-                    .send()
-                    .await
-                    .expect("post")
-                    .json()
-                    .await
-                    .expect("json");
+                let user = post_json(
+                    &http,
+                    stack.api("/users"),
+                    &json!({"name": "Bystander", "email": format!("bystander-{round}@example.com")}),
+                )
+                .await;
                 let id = user["id"].as_str().expect("id").to_owned();
                 bystander = Some(id.clone());
                 id

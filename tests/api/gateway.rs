@@ -129,14 +129,7 @@ async fn propagates_request_id_and_trace_and_strips_hop_by_hop_headers() {
     );
     assert_eq!(received["host"], upstream.addr.to_string());
 
-    let fresh: Value = client()
-        .get(gateway.url("/api/users"))
-        .send()
-        .await
-        .expect("get")
-        .json()
-        .await
-        .expect("json");
+    let fresh: Value = get_json(&client(), gateway.url("/api/users")).await;
     assert_eq!(fresh["traceparent"].as_str().expect("created when absent").len(), 55);
 }
 
@@ -296,14 +289,7 @@ async fn over_the_concurrency_limit_requests_are_shed_but_probes_answer() {
 #[tokio::test]
 async fn openapi_document_describes_every_public_operation() {
     let stack = Stack::start(Backend::Memory).await;
-    let doc: Value = client()
-        .get(stack.gateway.url("/openapi.json"))
-        .send()
-        .await
-        .expect("get")
-        .json()
-        .await
-        .expect("json");
+    let doc: Value = get_json(&client(), stack.gateway.url("/openapi.json")).await;
     assert!(doc["openapi"].as_str().expect("version").starts_with("3."));
     let paths = doc["paths"].as_object().expect("paths");
     for (path, methods) in [

@@ -6,13 +6,11 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::helpers::{Process, RedisServer, client, free_port, get_json, tempdir::TempDir, wait_ready};
+use crate::helpers::{
+    Process, RedisServer, client, free_port, get_json, local, tempdir::TempDir, wait_for_status, wait_ready,
+};
 
 const START: Duration = Duration::from_secs(10);
-
-fn base(port: u16) -> String {
-    format!("http://127.0.0.1:{port}")
-}
 
 #[test]
 fn invalid_configuration_fails_with_one_line_naming_the_variable() {
@@ -73,14 +71,14 @@ impl Deployment {
             &["api-gateway"],
             &[
                 ("PORT", gateway_port.to_string()),
-                ("USER_SERVICE_URL", base(users_port)),
+                ("USER_SERVICE_URL", local(users_port)),
                 ("UPSTREAM_TIMEOUT_MS", "1000".to_owned()),
                 ("SHUTDOWN_DRAIN_SECONDS", "1".to_owned()),
             ],
         );
         let http = client();
-        wait_ready(&http, &format!("{}/health/ready", base(users_port)), START).await;
-        wait_ready(&http, &format!("{}/health/ready", base(gateway_port)), START).await;
+        wait_ready(&http, &format!("{}/health/ready", local(users_port)), START).await;
+        wait_ready(&http, &format!("{}/health/ready", local(gateway_port)), START).await;
         Self {
             _redis: redis,
             _secret_dir: secret_dir,
@@ -93,7 +91,7 @@ impl Deployment {
     }
 
     fn api(&self, path: &str) -> String {
-        format!("{}/api{path}", base(self.gateway_port))
+        format!("{}/api{path}", local(self.gateway_port))
     }
 }
 
@@ -195,10 +193,10 @@ async fn losing_the_user_service_is_a_fast_502_then_recovers_by_itself() {
     assert_eq!(response.status(), 502);
     assert!(response.json::<Value>().await.expect("json")["error"].is_string());
     assert!(started.elapsed() < Duration::from_secs(1), "{:?}", started.elapsed());
-    let ready_url = format!("{}/health/ready", base(deployment.gateway_port));
+    let ready_url = format!("{}/health/ready", local(deployment.gateway_port));
     assert_eq!(http.get(&ready_url).send().await.expect("ready").status(), 503);
     assert_eq!(
-        http.get(format!("{}/health/live", base(deployment.gateway_port)))
+        http.get(format!("{}/health/live", local(deployment.gateway_port)))
             .send()
             .await
             .expect("live")
@@ -231,25 +229,18 @@ async fn sigterm_drains_in_flight_requests_and_exits_zero() {
         ],
     );
     let http = client();
-    wait_ready(&http, &format!("{}/health/ready", base(port)), START).await;
+    let ready_url = format!("{}/health/ready", local(port));
+    wait_ready(&http, &ready_url, START).await;
     redis.pause();
     let started = Instant::now();
-    let in_flight = tokio::spawn(http.get(format!("{}/users", base(port))).send());
+    let in_flight = tokio::spawn(http.get(format!("{}/users", local(port))).send());
     tokio::time::sleep(Duration::from_millis(100)).await; // let the request reach the server
     service.signal(libc::SIGTERM);
-    crate::helpers::eventually(Duration::from_millis(500), "readiness to fail at once", || {
-        let http = http.clone();
-        async move {
-            http.get(format!("{}/health/ready", base(port)))
-                .send()
-                .await
-                .is_ok_and(|r| r.status() == 503)
-        }
-    })
-    .await;
+    // Readiness turns 503 at once, so Kubernetes stops routing here while requests drain.
+    wait_for_status(&http, &ready_url, 503, Duration::from_millis(500)).await;
     // Still serving during the drain window.
     assert_eq!(
-        http.get(format!("{}/health/live", base(port)))
+        http.get(format!("{}/health/live", local(port)))
             .send()
             .await
             .expect("live")
@@ -283,16 +274,17 @@ async fn all_mode_runs_both_services_and_a_second_signal_exits_at_once() {
         ],
     );
     let http = client();
-    wait_ready(&http, &format!("{}/health/ready", base(gateway_port)), START).await;
+    let ready_url = format!("{}/health/ready", local(gateway_port));
+    wait_ready(&http, &ready_url, START).await;
     let created = http
-        .post(format!("{}/api/users", base(gateway_port)))
+        .post(format!("{}/api/users", local(gateway_port)))
         .json(&json!({"name": "Ada", "email": "ada@example.com"}))
         .send()
         .await
         .expect("post");
     assert_eq!(created.status(), 201);
     assert_eq!(
-        http.get(format!("{}/users", base(users_port)))
+        http.get(format!("{}/users", local(users_port)))
             .send()
             .await
             .expect("direct")
@@ -301,16 +293,7 @@ async fn all_mode_runs_both_services_and_a_second_signal_exits_at_once() {
     );
 
     all.signal(libc::SIGTERM);
-    crate::helpers::eventually(Duration::from_secs(2), "readiness 503", || {
-        let http = http.clone();
-        async move {
-            http.get(format!("{}/health/ready", base(gateway_port)))
-                .send()
-                .await
-                .is_ok_and(|r| r.status() == 503)
-        }
-    })
-    .await;
+    wait_for_status(&http, &ready_url, 503, Duration::from_secs(2)).await;
     let started = Instant::now();
     all.signal(libc::SIGTERM);
     let status = all.wait_exit(Duration::from_secs(3)).await;
