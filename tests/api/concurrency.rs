@@ -14,7 +14,7 @@ use std::{
 use serde_json::{Value, json};
 use tokio::{sync::Barrier, task::JoinSet};
 
-use crate::helpers::{Stack, client, get_json, index_problems, post_json, redis_stack};
+use crate::helpers::{Stack, client, get_json, get_text, index_problems, post, post_json, redis_stack};
 
 /// `count` distinct letter-case spellings of `email` (it needs enough letters).
 fn case_variants(email: &str, count: usize) -> Vec<String> {
@@ -136,14 +136,7 @@ async fn two_hundred_concurrent_creates_are_all_stored_and_counted() {
 
     // Both services counted exactly what the clients saw.
     let gateway_metrics = users_platform::telemetry::metrics::encode(&stack.gateway_registry);
-    let users_metrics = http
-        .get(stack.users.url("/metrics"))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
+    let users_metrics = get_text(&http, stack.users.url("/metrics")).await;
     assert_eq!(counted(&gateway_metrics, "POST", "/api/users", "201"), 200.0);
     assert_eq!(counted(&users_metrics, "POST", "/users", "201"), 200.0);
 
@@ -266,12 +259,7 @@ async fn concurrent_patches_to_one_email_let_at_most_one_win() {
     }
     // Every address a winner gave up is free again.
     for email in &given_up {
-        let freed = http
-            .post(stack.api("/users"))
-            .json(&json!({"name": "Reuse", "email": email}))
-            .send()
-            .await
-            .expect("post");
+        let freed = post(&http, stack.api("/users"), &json!({"name": "Reuse", "email": email})).await;
         assert_eq!(freed.status(), 201, "{email} was given up and is free");
     }
 }

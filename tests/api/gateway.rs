@@ -10,19 +10,19 @@ use serde_json::{Value, json};
 use tokio::sync::Notify;
 use users_platform::{gateway, http::shutdown::Shutdown};
 
-use crate::helpers::{Backend, Stack, client, free_port, gateway_config, get_json, serve};
+use crate::helpers::{Backend, Stack, client, free_port, gateway_config, get_json, get_status, get_text, post, serve};
 
 #[tokio::test]
 async fn forwards_the_whole_api_to_the_user_service() {
     for backend in [Backend::Memory, Backend::Redis] {
         let stack = Stack::start(backend).await;
         let http = client();
-        let created = http
-            .post(stack.api("/users"))
-            .json(&json!({"name": "Ada", "email": "ada@example.com"}))
-            .send()
-            .await
-            .expect("post");
+        let created = post(
+            &http,
+            stack.api("/users"),
+            &json!({"name": "Ada", "email": "ada@example.com"}),
+        )
+        .await;
         assert_eq!(created.status(), 201);
         assert!(
             created.headers()["location"]
@@ -45,18 +45,17 @@ async fn forwards_the_whole_api_to_the_user_service() {
         let list: Value = get_json(&http, stack.api("/users?limit=10")).await;
         assert_eq!(list["total"], 1);
         assert_eq!(list["data"][0]["role"], "admin");
-        let conflict = http
-            .post(stack.api("/users"))
-            .json(&json!({"name": "B", "email": "ADA@example.com"}))
-            .send()
-            .await
-            .expect("post");
+        let conflict = post(
+            &http,
+            stack.api("/users"),
+            &json!({"name": "B", "email": "ADA@example.com"}),
+        )
+        .await;
         assert_eq!(conflict.status(), 409);
-        let bad = http.get(stack.api("/users?limit=5000")).send().await.expect("list");
-        assert_eq!(bad.status(), 400);
+        assert_eq!(get_status(&http, stack.api("/users?limit=5000")).await, 400);
         let deleted = http.delete(stack.api(&path)).send().await.expect("delete");
         assert_eq!(deleted.status(), 204);
-        assert_eq!(http.get(stack.api(&path)).send().await.expect("get").status(), 404);
+        assert_eq!(get_status(&http, stack.api(&path)).await, 404);
         let unsupported = http.post(stack.api("/users")).body("x").send().await.expect("post");
         assert_eq!(unsupported.status(), 415);
         let too_large = http
@@ -152,13 +151,13 @@ async fn unreachable_upstream_is_a_fast_502_and_not_ready() {
         "took {:?}",
         started.elapsed()
     );
-    let post = http
-        .post(gateway.url("/api/users"))
-        .json(&json!({"name": "a", "email": "a@b.co"}))
-        .send()
-        .await
-        .expect("post");
-    assert_eq!(post.status(), 502);
+    let create_attempt = post(
+        &http,
+        gateway.url("/api/users"),
+        &json!({"name": "a", "email": "a@b.co"}),
+    )
+    .await;
+    assert_eq!(create_attempt.status(), 502);
 
     let ready = http.get(gateway.url("/health/ready")).send().await.expect("ready");
     assert_eq!(ready.status(), 503);
@@ -166,14 +165,7 @@ async fn unreachable_upstream_is_a_fast_502_and_not_ready() {
         ready.json::<Value>().await.expect("json"),
         json!({"error": "not ready", "details": {"userService": "down"}})
     );
-    assert_eq!(
-        http.get(gateway.url("/health/live"))
-            .send()
-            .await
-            .expect("live")
-            .status(),
-        200
-    );
+    assert_eq!(get_status(&http, gateway.url("/health/live")).await, 200);
 
     let metrics = users_platform::telemetry::metrics::encode(&registry);
     assert!(
@@ -245,13 +237,8 @@ async fn over_the_concurrency_limit_requests_are_shed_but_probes_answer() {
         let http = http.clone();
         let metrics_url = metrics_url.clone();
         async move {
-            http.get(&metrics_url)
-                .send()
+            get_text(&http, &metrics_url)
                 .await
-                .expect("metrics")
-                .text()
-                .await
-                .expect("text")
                 .contains("http_requests_in_flight 3")
         }
     })
@@ -263,22 +250,8 @@ async fn over_the_concurrency_limit_requests_are_shed_but_probes_answer() {
         shed.json::<Value>().await.expect("json"),
         json!({"error": "service overloaded, retry later"})
     );
-    assert_eq!(
-        http.get(gateway.url("/health/live"))
-            .send()
-            .await
-            .expect("live")
-            .status(),
-        200
-    );
-    assert_eq!(
-        http.get(gateway.url("/health/ready"))
-            .send()
-            .await
-            .expect("ready")
-            .status(),
-        200
-    );
+    assert_eq!(get_status(&http, gateway.url("/health/live")).await, 200);
+    assert_eq!(get_status(&http, gateway.url("/health/ready")).await, 200);
     release.notify_waiters();
     for request in in_flight {
         assert_eq!(request.await.expect("task").expect("response").status(), 200);
@@ -313,15 +286,8 @@ async fn draining_gateway_is_unready_but_still_serves() {
     let stack = Stack::start(Backend::Memory).await;
     stack.gateway.shutdown.start_draining();
     let http = client();
-    assert_eq!(
-        http.get(stack.gateway.url("/health/ready"))
-            .send()
-            .await
-            .expect("ready")
-            .status(),
-        503
-    );
-    assert_eq!(http.get(stack.api("/users")).send().await.expect("list").status(), 200);
+    assert_eq!(get_status(&http, stack.gateway.url("/health/ready")).await, 503);
+    assert_eq!(get_status(&http, stack.api("/users")).await, 200);
 }
 
 #[tokio::test]
@@ -346,15 +312,9 @@ async fn requests_abandoned_by_their_client_leave_the_in_flight_gauge() {
         let http = http.clone();
         let metrics_url = metrics_url.clone();
         async move {
-            let text = http
-                .get(&metrics_url)
-                .send()
+            get_text(&http, &metrics_url)
                 .await
-                .expect("metrics")
-                .text()
-                .await
-                .expect("text");
-            text.contains("http_requests_in_flight 1\n")
+                .contains("http_requests_in_flight 1\n")
         }
     })
     .await;

@@ -616,6 +616,23 @@ pub async fn redis_stack(command_timeout: Duration) -> Stack {
     Stack::serve_with_gateway(user_service, command_timeout + Duration::from_secs(2)).await
 }
 
+/// GETs `url` and returns the status; a transport error fails the test.
+pub async fn get_status(http: &reqwest::Client, url: impl reqwest::IntoUrl) -> reqwest::StatusCode {
+    http.get(url).send().await.expect("GET").status()
+}
+
+/// GETs `url` and returns its body as text (a Prometheus page, say); a transport error fails
+/// the test.
+pub async fn get_text(http: &reqwest::Client, url: impl reqwest::IntoUrl) -> String {
+    http.get(url)
+        .send()
+        .await
+        .expect("GET")
+        .text()
+        .await
+        .expect("text body")
+}
+
 /// GETs `url` and parses its JSON body; any transport or JSON error fails the test.
 pub async fn get_json(http: &reqwest::Client, url: impl reqwest::IntoUrl) -> serde_json::Value {
     http.get(url)
@@ -627,6 +644,12 @@ pub async fn get_json(http: &reqwest::Client, url: impl reqwest::IntoUrl) -> ser
         .expect("JSON body")
 }
 
+/// POSTs `body` as JSON to `url` and returns the response, whatever its status; a transport
+/// error fails the test.
+pub async fn post(http: &reqwest::Client, url: impl reqwest::IntoUrl, body: &serde_json::Value) -> reqwest::Response {
+    http.post(url).json(body).send().await.expect("POST")
+}
+
 /// POSTs `body` as JSON to `url` and parses the JSON answer; any transport or JSON error fails
 /// the test.
 pub async fn post_json(
@@ -634,12 +657,5 @@ pub async fn post_json(
     url: impl reqwest::IntoUrl,
     body: &serde_json::Value,
 ) -> serde_json::Value {
-    http.post(url)
-        .json(body)
-        .send()
-        .await
-        .expect("POST")
-        .json()
-        .await
-        .expect("JSON body")
+    post(http, url, body).await.json().await.expect("JSON body")
 }

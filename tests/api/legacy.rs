@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 use time::{OffsetDateTime, format_description::well_known::Rfc3339};
 
 use crate::helpers::{
-    Process, RedisServer, client, free_port, get_json, index_problems, keyspace_dump, local, user_service_env,
+    Process, RedisServer, client, free_port, get_json, index_problems, keyspace_dump, local, post, user_service_env,
     wait_ready,
 };
 
@@ -217,12 +217,12 @@ async fn five_hundred_legacy_users_are_migrated_once_and_nothing_is_lost() {
         "tie3@example.com",
         "numeric@example.com",
     ] {
-        let response = http
-            .post(format!("{}/users", local(port)))
-            .json(&json!({"name": "Newcomer", "email": email}))
-            .send()
-            .await
-            .expect("post");
+        let response = post(
+            &http,
+            format!("{}/users", local(port)),
+            &json!({"name": "Newcomer", "email": email}),
+        )
+        .await;
         assert_eq!(response.status(), 409, "{email} is already registered");
     }
 

@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use crate::helpers::{
-    Process, RedisServer, client, free_port, get_json, local, tempdir::TempDir, wait_for_status, wait_ready,
+    Process, RedisServer, client, free_port, get_json, get_status, local, post, tempdir::TempDir, wait_for_status,
+    wait_ready,
 };
 
 const START: Duration = Duration::from_secs(10);
@@ -145,13 +146,9 @@ async fn separate_processes_serve_the_api_and_log_json_with_request_ids() {
             tokio::spawn(async move {
                 for i in 0..30 {
                     let email = format!("w{worker}-{i}@example.com");
-                    let created = http
-                        .post(&create)
-                        .json(&json!({"name": "Load", "email": email}))
-                        .send()
-                        .await;
-                    assert_eq!(created.expect("post").status(), 201);
-                    assert_eq!(http.get(&url).send().await.expect("list").status(), 200);
+                    let created = post(&http, &create, &json!({"name": "Load", "email": email})).await;
+                    assert_eq!(created.status(), 201);
+                    assert_eq!(get_status(&http, &url).await, 200);
                 }
             })
         })
@@ -194,22 +191,15 @@ async fn losing_the_user_service_is_a_fast_502_then_recovers_by_itself() {
     assert!(response.json::<Value>().await.expect("json")["error"].is_string());
     assert!(started.elapsed() < Duration::from_secs(1), "{:?}", started.elapsed());
     let ready_url = format!("{}/health/ready", local(deployment.gateway_port));
-    assert_eq!(http.get(&ready_url).send().await.expect("ready").status(), 503);
+    assert_eq!(get_status(&http, &ready_url).await, 503);
     assert_eq!(
-        http.get(format!("{}/health/live", local(deployment.gateway_port)))
-            .send()
-            .await
-            .expect("live")
-            .status(),
+        get_status(&http, format!("{}/health/live", local(deployment.gateway_port))).await,
         200
     );
 
     deployment.user_service = Process::spawn(&["user-service"], &deployment.users_env);
     wait_ready(&http, &ready_url, START).await;
-    assert_eq!(
-        http.get(deployment.api("/users")).send().await.expect("get").status(),
-        200
-    );
+    assert_eq!(get_status(&http, deployment.api("/users")).await, 200);
     let _ = deployment.users_port;
 }
 
@@ -239,14 +229,7 @@ async fn sigterm_drains_in_flight_requests_and_exits_zero() {
     // Readiness turns 503 at once, so Kubernetes stops routing here while requests drain.
     wait_for_status(&http, &ready_url, 503, Duration::from_millis(500)).await;
     // Still serving during the drain window.
-    assert_eq!(
-        http.get(format!("{}/health/live", local(port)))
-            .send()
-            .await
-            .expect("live")
-            .status(),
-        200
-    );
+    assert_eq!(get_status(&http, format!("{}/health/live", local(port))).await, 200);
     redis.resume();
     let response = in_flight
         .await
@@ -276,21 +259,14 @@ async fn all_mode_runs_both_services_and_a_second_signal_exits_at_once() {
     let http = client();
     let ready_url = format!("{}/health/ready", local(gateway_port));
     wait_ready(&http, &ready_url, START).await;
-    let created = http
-        .post(format!("{}/api/users", local(gateway_port)))
-        .json(&json!({"name": "Ada", "email": "ada@example.com"}))
-        .send()
-        .await
-        .expect("post");
+    let created = post(
+        &http,
+        format!("{}/api/users", local(gateway_port)),
+        &json!({"name": "Ada", "email": "ada@example.com"}),
+    )
+    .await;
     assert_eq!(created.status(), 201);
-    assert_eq!(
-        http.get(format!("{}/users", local(users_port)))
-            .send()
-            .await
-            .expect("direct")
-            .status(),
-        200
-    );
+    assert_eq!(get_status(&http, format!("{}/users", local(users_port))).await, 200);
 
     all.signal(libc::SIGTERM);
     wait_for_status(&http, &ready_url, 503, Duration::from_secs(2)).await;
