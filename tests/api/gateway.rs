@@ -10,7 +10,9 @@ use serde_json::{Value, json};
 use tokio::sync::Notify;
 use users_platform::{gateway, http::shutdown::Shutdown};
 
-use crate::helpers::{Backend, Stack, client, free_port, gateway_config, get_json, get_status, get_text, post, serve};
+use crate::helpers::{
+    Backend, Served, Stack, client, free_port, gateway_config, get_json, get_status, get_text, local, post, serve,
+};
 
 #[tokio::test]
 async fn forwards_the_whole_api_to_the_user_service() {
@@ -73,8 +75,21 @@ async fn forwards_the_whole_api_to_the_user_service() {
     }
 }
 
+/// A gateway in front of `upstream`, served on loopback, and its metrics registry.
+async fn serve_gateway(
+    upstream: &str,
+    upstream_timeout: Duration,
+    max_concurrent_requests: usize,
+) -> (Served, prometheus::Registry) {
+    let app = gateway::build(
+        &gateway_config(upstream, upstream_timeout, max_concurrent_requests),
+        Shutdown::new(),
+    );
+    (serve(app.router, Shutdown::new()).await, app.registry)
+}
+
 /// An upstream that answers with the headers it received.
-async fn echo_upstream() -> crate::helpers::Served {
+async fn echo_upstream() -> Served {
     let router = Router::new().route(
         "/users",
         get(|headers: HeaderMap| async move {
@@ -94,11 +109,7 @@ async fn echo_upstream() -> crate::helpers::Served {
 #[tokio::test]
 async fn propagates_request_id_and_trace_and_strips_hop_by_hop_headers() {
     let upstream = echo_upstream().await;
-    let app = gateway::build(
-        &gateway_config(&upstream.url(""), Duration::from_secs(2), 64),
-        Shutdown::new(),
-    );
-    let gateway = serve(app.router, Shutdown::new()).await;
+    let (gateway, _) = serve_gateway(&upstream.url(""), Duration::from_secs(2), 64).await;
     let response = client()
         .get(gateway.url("/api/users"))
         .header("x-request-id", "trace-me-1")
@@ -134,10 +145,7 @@ async fn propagates_request_id_and_trace_and_strips_hop_by_hop_headers() {
 
 #[tokio::test]
 async fn unreachable_upstream_is_a_fast_502_and_not_ready() {
-    let dead = format!("http://127.0.0.1:{}", free_port());
-    let app = gateway::build(&gateway_config(&dead, Duration::from_secs(2), 64), Shutdown::new());
-    let registry = app.registry.clone();
-    let gateway = serve(app.router, Shutdown::new()).await;
+    let (gateway, registry) = serve_gateway(&local(free_port()), Duration::from_secs(2), 64).await;
     let http = client();
     let started = Instant::now();
     let response = http.get(gateway.url("/api/users/abc")).send().await.expect("get");
@@ -181,7 +189,7 @@ async fn unreachable_upstream_is_a_fast_502_and_not_ready() {
 }
 
 /// An upstream whose `/users` answers only when released.
-async fn stalled_upstream(release: Arc<Notify>) -> crate::helpers::Served {
+async fn stalled_upstream(release: Arc<Notify>) -> Served {
     let router = Router::new()
         .route(
             "/users",
@@ -200,11 +208,7 @@ async fn stalled_upstream(release: Arc<Notify>) -> crate::helpers::Served {
 #[tokio::test]
 async fn slow_upstream_is_a_504_at_the_deadline() {
     let upstream = stalled_upstream(Arc::new(Notify::new())).await;
-    let app = gateway::build(
-        &gateway_config(&upstream.url(""), Duration::from_millis(300), 64),
-        Shutdown::new(),
-    );
-    let gateway = serve(app.router, Shutdown::new()).await;
+    let (gateway, _) = serve_gateway(&upstream.url(""), Duration::from_millis(300), 64).await;
     let started = Instant::now();
     let response = client().get(gateway.url("/api/users")).send().await.expect("get");
     let elapsed = started.elapsed();
@@ -223,12 +227,7 @@ async fn slow_upstream_is_a_504_at_the_deadline() {
 async fn over_the_concurrency_limit_requests_are_shed_but_probes_answer() {
     let release = Arc::new(Notify::new());
     let upstream = stalled_upstream(release.clone()).await;
-    let app = gateway::build(
-        &gateway_config(&upstream.url(""), Duration::from_secs(5), 2),
-        Shutdown::new(),
-    );
-    let registry = app.registry.clone();
-    let gateway = serve(app.router, Shutdown::new()).await;
+    let (gateway, registry) = serve_gateway(&upstream.url(""), Duration::from_secs(5), 2).await;
     let http = client();
     let url = gateway.url("/api/users");
     let in_flight: Vec<_> = (0..2).map(|_| tokio::spawn(http.get(&url).send())).collect();
@@ -293,11 +292,7 @@ async fn draining_gateway_is_unready_but_still_serves() {
 #[tokio::test]
 async fn requests_abandoned_by_their_client_leave_the_in_flight_gauge() {
     let upstream = stalled_upstream(Arc::new(Notify::new())).await;
-    let app = gateway::build(
-        &gateway_config(&upstream.url(""), Duration::from_secs(5), 64),
-        Shutdown::new(),
-    );
-    let gateway = serve(app.router, Shutdown::new()).await;
+    let (gateway, _) = serve_gateway(&upstream.url(""), Duration::from_secs(5), 64).await;
     let impatient = reqwest::Client::builder()
         .timeout(Duration::from_millis(200))
         .build()
