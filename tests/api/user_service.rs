@@ -42,12 +42,18 @@ fn get(uri: &str) -> Request<Body> {
     Request::get(uri).body(Body::empty()).expect("request")
 }
 
+/// POSTs `body` to `/users`, whatever it holds.
+async fn post_user(svc: &UserServiceUnderTest, body: &Value) -> Reply {
+    send(svc, json_request("POST", "/users", body)).await
+}
+
+/// PATCHes the user at `path` with `body`.
+async fn patch_user(svc: &UserServiceUnderTest, path: &str, body: &Value) -> Reply {
+    send(svc, json_request("PATCH", path, body)).await
+}
+
 async fn create(svc: &UserServiceUnderTest, name: &str, email: &str) -> Value {
-    let reply = send(
-        svc,
-        json_request("POST", "/users", &json!({"name": name, "email": email})),
-    )
-    .await;
+    let reply = post_user(svc, &json!({"name": name, "email": email})).await;
     assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
     reply.body
 }
@@ -69,15 +75,7 @@ on_both_stores!(
 
 async fn create_returns_the_user_with_defaults_and_location(backend: Backend) {
     let svc = user_service(backend).await;
-    let reply = send(
-        &svc,
-        json_request(
-            "POST",
-            "/users",
-            &json!({"name": "  Ada Lovelace ", "email": "Ada@Example.com"}),
-        ),
-    )
-    .await;
+    let reply = post_user(&svc, &json!({"name": "  Ada Lovelace ", "email": "Ada@Example.com"})).await;
     assert_eq!(reply.status, StatusCode::CREATED);
     let user = reply.body;
     assert_eq!(user["name"], "Ada Lovelace", "names are trimmed");
@@ -94,28 +92,16 @@ async fn create_returns_the_user_with_defaults_and_location(backend: Backend) {
 async fn duplicate_email_in_any_case_is_409(backend: Backend) {
     let svc = user_service(backend).await;
     create(&svc, "Ada", "ada@example.com").await;
-    let reply = send(
-        &svc,
-        json_request(
-            "POST",
-            "/users",
-            &json!({"name": "Imposter", "email": "ADA@example.COM"}),
-        ),
-    )
-    .await;
+    let reply = post_user(&svc, &json!({"name": "Imposter", "email": "ADA@example.COM"})).await;
     assert_eq!(reply.status, StatusCode::CONFLICT);
     assert_eq!(reply.body, json!({"error": "a user with this email already exists"}));
 }
 
 async fn invalid_fields_are_422_with_details(backend: Backend) {
     let svc = user_service(backend).await;
-    let reply = send(
+    let reply = post_user(
         &svc,
-        json_request(
-            "POST",
-            "/users",
-            &json!({"name": "x".repeat(101), "email": "not-an-email", "role": "root", "id": "1"}),
-        ),
+        &json!({"name": "x".repeat(101), "email": "not-an-email", "role": "root", "id": "1"}),
     )
     .await;
     assert_eq!(reply.status, StatusCode::UNPROCESSABLE_ENTITY);
@@ -123,7 +109,7 @@ async fn invalid_fields_are_422_with_details(backend: Backend) {
     let details = reply.body["details"].as_object().expect("details");
     assert_eq!(details.len(), 4, "{details:?}");
     assert_eq!(details["id"], "unknown field");
-    let reply = send(&svc, json_request("POST", "/users", &json!({"name": 5}))).await;
+    let reply = post_user(&svc, &json!({"name": 5})).await;
     assert_eq!(reply.body["details"]["name"], "must be a string");
     assert_eq!(reply.body["details"]["email"], "is required");
 }
@@ -150,7 +136,7 @@ async fn malformed_bodies_get_json_errors(backend: Backend) {
     );
 
     let huge = json!({"name": "a".repeat(70_000), "email": "a@b.co"});
-    let reply = send(&svc, json_request("POST", "/users", &huge)).await;
+    let reply = post_user(&svc, &huge).await;
     assert_eq!(reply.status, StatusCode::PAYLOAD_TOO_LARGE);
     assert_eq!(reply.body, json!({"error": "request body too large"}));
 
@@ -161,7 +147,7 @@ async fn malformed_bodies_get_json_errors(backend: Backend) {
         .expect("request");
     assert_eq!(send(&svc, deep).await.status, StatusCode::BAD_REQUEST);
 
-    let not_object = send(&svc, json_request("POST", "/users", &json!(["a"]))).await;
+    let not_object = post_user(&svc, &json!(["a"])).await;
     assert_eq!(not_object.status, StatusCode::UNPROCESSABLE_ENTITY);
 }
 
@@ -188,52 +174,32 @@ async fn patch_changes_fields_and_keeps_emails_unique(backend: Backend) {
     let bob = create(&svc, "Bob", "bob@example.com").await;
     let ada_path = format!("/users/{}", ada["id"].as_str().expect("id"));
 
-    let reply = send(
-        &svc,
-        json_request("PATCH", &ada_path, &json!({"name": " Ada King ", "role": "admin"})),
-    )
-    .await;
+    let reply = patch_user(&svc, &ada_path, &json!({"name": " Ada King ", "role": "admin"})).await;
     assert_eq!(reply.status, StatusCode::OK);
     assert_eq!(reply.body["name"], "Ada King");
     assert_eq!(reply.body["role"], "admin");
     assert_eq!(reply.body["email"], "ada@example.com");
     assert_eq!(reply.body["createdAt"], ada["createdAt"]);
 
-    let taken = send(
-        &svc,
-        json_request("PATCH", &ada_path, &json!({"email": "BOB@example.com"})),
-    )
-    .await;
+    let taken = patch_user(&svc, &ada_path, &json!({"email": "BOB@example.com"})).await;
     assert_eq!(taken.status, StatusCode::CONFLICT);
 
-    let own_in_other_case = send(
-        &svc,
-        json_request("PATCH", &ada_path, &json!({"email": "ADA@example.com"})),
-    )
-    .await;
+    let own_in_other_case = patch_user(&svc, &ada_path, &json!({"email": "ADA@example.com"})).await;
     assert_eq!(own_in_other_case.status, StatusCode::OK, "{}", own_in_other_case.body);
 
-    let moved = send(
-        &svc,
-        json_request("PATCH", &ada_path, &json!({"email": "ada.king@example.com"})),
-    )
-    .await;
+    let moved = patch_user(&svc, &ada_path, &json!({"email": "ada.king@example.com"})).await;
     assert_eq!(moved.status, StatusCode::OK);
     // The old address is free again, the new one is taken.
     create(&svc, "Another Ada", "ada@example.com").await;
     let bob_path = format!("/users/{}", bob["id"].as_str().expect("id"));
-    let reply = send(
-        &svc,
-        json_request("PATCH", &bob_path, &json!({"email": "Ada.King@example.com"})),
-    )
-    .await;
+    let reply = patch_user(&svc, &bob_path, &json!({"email": "Ada.King@example.com"})).await;
     assert_eq!(reply.status, StatusCode::CONFLICT);
 
-    let empty = send(&svc, json_request("PATCH", &ada_path, &json!({}))).await;
+    let empty = patch_user(&svc, &ada_path, &json!({})).await;
     assert_eq!(empty.status, StatusCode::UNPROCESSABLE_ENTITY);
-    let bad = send(&svc, json_request("PATCH", &ada_path, &json!({"email": "nope"}))).await;
+    let bad = patch_user(&svc, &ada_path, &json!({"email": "nope"})).await;
     assert_eq!(bad.body["details"]["email"], "is not a valid email address");
-    let unknown = send(&svc, json_request("PATCH", "/users/missing", &json!({"name": "x"}))).await;
+    let unknown = patch_user(&svc, "/users/missing", &json!({"name": "x"})).await;
     assert_eq!(unknown.status, StatusCode::NOT_FOUND);
 }
 
@@ -390,8 +356,8 @@ async fn request_ids_are_echoed_or_replaced(backend: Backend) {
     assert!(uuid::Uuid::parse_str(&replaced).is_ok(), "{replaced}");
 }
 
-#[tokio::test]
-async fn a_panicking_handler_becomes_a_json_500() {
+/// `router` behind the middleware both services use, with `request_timeout` as its deadline.
+fn with_common_layers(router: axum::Router, request_timeout: std::time::Duration) -> axum::Router {
     use users_platform::{
         http::middleware::{Observer, common_layers},
         telemetry::metrics,
@@ -401,11 +367,16 @@ async fn a_panicking_handler_becomes_a_json_500() {
         service: "test",
         metrics: metrics::HttpMetrics::register(&registry),
     };
+    common_layers(router, observer, request_timeout)
+}
+
+#[tokio::test]
+async fn a_panicking_handler_becomes_a_json_500() {
     async fn boom() -> &'static str {
         panic!("boom")
     }
     let router = axum::Router::new().route("/boom", axum::routing::get(boom));
-    let router = common_layers(router, observer, std::time::Duration::from_secs(1));
+    let router = with_common_layers(router, std::time::Duration::from_secs(1));
     let response = router.oneshot(get("/boom")).await.expect("infallible");
     assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
     let body: Value =
@@ -415,15 +386,6 @@ async fn a_panicking_handler_becomes_a_json_500() {
 
 #[tokio::test]
 async fn a_handler_past_the_request_deadline_becomes_a_json_504() {
-    use users_platform::{
-        http::middleware::{Observer, common_layers},
-        telemetry::metrics,
-    };
-    let registry = metrics::new_registry();
-    let observer = Observer {
-        service: "test",
-        metrics: metrics::HttpMetrics::register(&registry),
-    };
     let router = axum::Router::new().route(
         "/slow",
         axum::routing::get(|| async {
@@ -431,7 +393,7 @@ async fn a_handler_past_the_request_deadline_becomes_a_json_504() {
             "late"
         }),
     );
-    let router = common_layers(router, observer, std::time::Duration::from_millis(50));
+    let router = with_common_layers(router, std::time::Duration::from_millis(50));
     let response = router.oneshot(get("/slow")).await.expect("infallible");
     assert_eq!(response.status(), StatusCode::GATEWAY_TIMEOUT);
 }
