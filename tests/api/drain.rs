@@ -25,8 +25,8 @@ use serde_json::{Value, json};
 use tokio::task::JoinSet;
 
 use crate::helpers::{
-    Process, RedisServer, client, eventually, figure, free_port, fresh_connection_client, local, wait_for_status,
-    wait_ready,
+    Process, RedisServer, client, eventually, figure, free_port, fresh_connection_client, local, user_service_env,
+    wait_for_status, wait_ready,
 };
 
 const DRAIN: Duration = Duration::from_secs(2);
@@ -140,17 +140,14 @@ async fn sleep_until(at: Instant) {
 async fn user_service_under_load_serves_the_whole_drain_window_and_finishes_in_flight_requests() {
     let redis = RedisServer::start();
     let port = free_port();
-    let mut service = Process::spawn(
-        &["user-service"],
-        &[
-            ("PORT", port.to_string()),
-            ("REDIS_URL", redis.url()),
-            // Long enough to hold requests across the listener close while Redis is frozen.
-            ("REDIS_TIMEOUT_MS", "4000".to_owned()),
-            ("SHUTDOWN_DRAIN_SECONDS", DRAIN.as_secs().to_string()),
-            ("SHUTDOWN_TIMEOUT_SECONDS", TIMEOUT.as_secs().to_string()),
-        ],
-    );
+    let mut env = user_service_env(&redis, port);
+    env.extend([
+        // Long enough to hold requests across the listener close while Redis is frozen.
+        ("REDIS_TIMEOUT_MS", "4000".to_owned()),
+        ("SHUTDOWN_DRAIN_SECONDS", DRAIN.as_secs().to_string()),
+        ("SHUTDOWN_TIMEOUT_SECONDS", TIMEOUT.as_secs().to_string()),
+    ]);
+    let mut service = Process::spawn(&["user-service"], &env);
     let http = client();
     let ready_url = format!("{}/health/ready", local(port));
     wait_ready(&http, &ready_url, START).await;

@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use crate::helpers::{
-    Process, RedisServer, client, free_port, get_json, get_status, local, post, tempdir::TempDir, wait_for_status,
-    wait_ready,
+    Process, RedisServer, client, free_port, get_json, get_status, local, post, tempdir::TempDir, user_service_env,
+    wait_for_status, wait_ready,
 };
 
 const START: Duration = Duration::from_secs(10);
@@ -208,16 +208,13 @@ async fn sigterm_drains_in_flight_requests_and_exits_zero() {
     // A user-service that holds requests for a while: Redis paused, long Redis deadline.
     let redis = RedisServer::start();
     let port = free_port();
-    let mut service = Process::spawn(
-        &["user-service"],
-        &[
-            ("PORT", port.to_string()),
-            ("REDIS_URL", redis.url()),
-            ("REDIS_TIMEOUT_MS", "1500".to_owned()),
-            ("SHUTDOWN_DRAIN_SECONDS", "1".to_owned()),
-            ("SHUTDOWN_TIMEOUT_SECONDS", "5".to_owned()),
-        ],
-    );
+    let mut env = user_service_env(&redis, port);
+    env.extend([
+        ("REDIS_TIMEOUT_MS", "1500".to_owned()),
+        ("SHUTDOWN_DRAIN_SECONDS", "1".to_owned()),
+        ("SHUTDOWN_TIMEOUT_SECONDS", "5".to_owned()),
+    ]);
+    let mut service = Process::spawn(&["user-service"], &env);
     let http = client();
     let ready_url = format!("{}/health/ready", local(port));
     wait_ready(&http, &ready_url, START).await;
