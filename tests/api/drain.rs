@@ -113,6 +113,11 @@ async fn in_flight(http: &reqwest::Client, port: u16) -> u64 {
         .map_or(0, |v| v as u64)
 }
 
+/// Waits until `port` counts at least `count` requests in flight (a scrape counts itself).
+async fn wait_in_flight(http: &reqwest::Client, port: u16, count: u64, within: Duration, what: &str) {
+    eventually(within, what, || async move { in_flight(http, port).await >= count }).await;
+}
+
 /// Polls until a *new* connection to `port` is refused; returns when that happened.
 async fn wait_listener_closed(port: u16, within: Duration) -> Instant {
     let fresh = fresh_connection_client();
@@ -154,11 +159,7 @@ async fn user_service_under_load_serves_the_whole_drain_window_and_finishes_in_f
 
     let stop = Arc::new(AtomicBool::new(false));
     let load = start_load(&http, &format!("{}/users", local(port)), 4, &stop);
-    eventually(Duration::from_secs(5), "load is flowing", || {
-        let http = http.clone();
-        async move { in_flight(&http, port).await >= 2 }
-    })
-    .await;
+    wait_in_flight(&http, port, 2, Duration::from_secs(5), "load is flowing").await;
 
     service.signal(libc::SIGTERM);
     let signalled = Instant::now();
@@ -185,15 +186,8 @@ async fn user_service_under_load_serves_the_whole_drain_window_and_finishes_in_f
     ]
     .map(|request| tokio::spawn(request.send()));
     let window_left = (signalled + DRAIN).saturating_duration_since(Instant::now());
-    eventually(
-        window_left,
-        "3 requests in flight (+1 scrape) before the window ends",
-        || {
-            let http = http.clone();
-            async move { in_flight(&http, port).await >= 4 }
-        },
-    )
-    .await;
+    let what = "3 requests in flight (+1 scrape) before the window ends";
+    wait_in_flight(&http, port, 4, window_left, what).await;
     assert!(signalled.elapsed() < DRAIN, "still inside the drain window");
 
     let closed_at = wait_listener_closed(port, DRAIN + Duration::from_secs(2)).await;
@@ -258,11 +252,7 @@ async fn all_mode_under_load_through_the_gateway_drains_without_a_failed_request
 
     let stop = Arc::new(AtomicBool::new(false));
     let load = start_load(&http, &format!("{}/api/users", local(gateway)), 4, &stop);
-    eventually(Duration::from_secs(5), "load is flowing", || {
-        let http = http.clone();
-        async move { in_flight(&http, gateway).await >= 2 }
-    })
-    .await;
+    wait_in_flight(&http, gateway, 2, Duration::from_secs(5), "load is flowing").await;
 
     process.signal(libc::SIGTERM);
     let signalled = Instant::now();

@@ -11,7 +11,8 @@ use tokio::sync::Notify;
 use users_platform::{gateway, http::shutdown::Shutdown};
 
 use crate::helpers::{
-    Backend, Served, Stack, client, free_port, gateway_config, get_json, get_status, get_text, local, post, serve,
+    Backend, Served, Stack, client, eventually, free_port, gateway_config, get_json, get_status, get_text, local, post,
+    serve,
 };
 
 #[tokio::test]
@@ -86,6 +87,17 @@ async fn serve_gateway(
         Shutdown::new(),
     );
     (serve(app.router, Shutdown::new()).await, app.registry)
+}
+
+/// Waits up to 5 s until `gateway`'s metrics page contains `needle` (the scrape itself is one
+/// request in flight).
+async fn wait_for_metrics(http: &reqwest::Client, gateway: &Served, needle: &str, what: &str) {
+    let metrics_url = gateway.url("/metrics");
+    eventually(Duration::from_secs(5), what, || {
+        let metrics_url = metrics_url.clone();
+        async move { get_text(http, metrics_url).await.contains(needle) }
+    })
+    .await;
 }
 
 /// An upstream that answers with the headers it received.
@@ -231,17 +243,7 @@ async fn over_the_concurrency_limit_requests_are_shed_but_probes_answer() {
     let http = client();
     let url = gateway.url("/api/users");
     let in_flight: Vec<_> = (0..2).map(|_| tokio::spawn(http.get(&url).send())).collect();
-    let metrics_url = gateway.url("/metrics");
-    crate::helpers::eventually(Duration::from_secs(5), "two requests in flight", || {
-        let http = http.clone();
-        let metrics_url = metrics_url.clone();
-        async move {
-            get_text(&http, &metrics_url)
-                .await
-                .contains("http_requests_in_flight 3")
-        }
-    })
-    .await;
+    wait_for_metrics(&http, &gateway, "http_requests_in_flight 3", "two requests in flight").await;
     let shed = http.get(&url).send().await.expect("get");
     assert_eq!(shed.status(), 503);
     assert_eq!(shed.headers()["retry-after"], "1");
@@ -302,15 +304,6 @@ async fn requests_abandoned_by_their_client_leave_the_in_flight_gauge() {
         "the upstream never answers"
     );
     let http = client();
-    let metrics_url = gateway.url("/metrics");
-    crate::helpers::eventually(Duration::from_secs(5), "only the metrics request in flight", || {
-        let http = http.clone();
-        let metrics_url = metrics_url.clone();
-        async move {
-            get_text(&http, &metrics_url)
-                .await
-                .contains("http_requests_in_flight 1\n")
-        }
-    })
-    .await;
+    let only_the_scrape = "http_requests_in_flight 1\n";
+    wait_for_metrics(&http, &gateway, only_the_scrape, "only the metrics request in flight").await;
 }
