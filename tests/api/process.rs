@@ -161,21 +161,19 @@ async fn separate_processes_serve_the_api_and_log_json_with_request_ids() {
         assert!((1..48).contains(&rss_mib), "RSS {rss_mib} MiB after the burst");
     }
 
-    let gateway_trace = deployment
-        .gateway
-        .log_lines()
-        .into_iter()
-        .find(|l| l["request_id"] == "flow-req-1")
-        .expect("line")["trace_id"]
-        .clone();
-    let users_trace = deployment
-        .user_service
-        .log_lines()
-        .into_iter()
-        .find(|l| l["request_id"] == "flow-req-1")
-        .expect("line")["trace_id"]
-        .clone();
-    assert_eq!(gateway_trace, users_trace, "one trace across both services");
+    let trace_of = |process: &Process| {
+        process
+            .log_lines()
+            .into_iter()
+            .find(|l| l["request_id"] == "flow-req-1")
+            .expect("line")["trace_id"]
+            .clone()
+    };
+    assert_eq!(
+        trace_of(&deployment.gateway),
+        trace_of(&deployment.user_service),
+        "one trace across both services"
+    );
 }
 
 #[tokio::test]
