@@ -11,18 +11,14 @@ let
   # statically against musl, so the images need nothing but the binary itself.
   muslTarget = "${pkgs.stdenv.hostPlatform.parsed.cpu.name}-unknown-linux-musl";
 
-  # Pinned through rust-overlay's lock entry. The minimal profile plus clippy and
-  # rustfmt avoids downloading the offline docs in CI.
-  craneLib = (crane.mkLib pkgs).overrideToolchain (p:
-    p.rust-bin.stable.latest.minimal.override {
-      extensions = [ "clippy" "rustfmt" ];
-      targets = [ muslTarget ];
-    });
+  # The toolchain of rust-toolchain.toml (exact version, components, musl targets), so
+  # the flake compiles, lints and tests with the compiler scripts/check uses.
+  toolchainOf = p: p.rust-bin.fromRustupToolchainFile ../rust-toolchain.toml;
+  craneLib = (crane.mkLib pkgs).overrideToolchain toolchainOf;
 
   # Same toolchain with rust-src and rust-analyzer, for the dev shell only.
-  devToolchain = pkgs.rust-bin.stable.latest.minimal.override {
+  devToolchain = (toolchainOf pkgs).override {
     extensions = [ "clippy" "rustfmt" "rust-src" "rust-analyzer" ];
-    targets = [ muslTarget ];
   };
 
   python = pkgs.python3.withPackages (ps: [ ps.pyyaml ]);
