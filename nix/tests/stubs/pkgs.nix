@@ -389,10 +389,17 @@ let
     python3 =
       let
         python = package "python3" { version = "3.13.0"; mainProgram = "python3"; };
+        # passthru of nixpkgs' python interpreters and their environments
+        # (pkgs/development/interpreters/python/passthrufun.nix, wrapper.nix; knowledge)
+        pythonAttrs = {
+          pkgs = final.python3Packages;
+          pythonVersion = "3.13";
+          executable = "python3.13";
+          interpreter = "${python}/bin/python3.13";
+          sitePackages = "lib/python3.13/site-packages";
+        };
       in
-      python // {
-        pkgs = final.python3Packages;
-        pythonVersion = "3.13";
+      python // pythonAttrs // {
         withPackages = f:
           let
             selected = if isFunction f then f final.python3Packages else throw "python3.withPackages: expected a function `ps: [ ... ]`";
@@ -400,12 +407,13 @@ let
           if !(isList selected) then throw "python3.withPackages: the function must return a list"
           else if !(builtins.all isDerivation selected) then throw "python3.withPackages: every element must be a package"
           else
-            mkDrv {
-              fn = "python3.withPackages";
-              name = "python3-3.13.0-env";
-              args = { paths = selected; };
-              meta.mainProgram = "python3";
-            };
+            mkDrv
+              {
+                fn = "python3.withPackages";
+                name = "python3-3.13.0-env";
+                args = { paths = selected; };
+                meta.mainProgram = "python3";
+              } // pythonAttrs;
       };
     python3Packages = lib.genAttrs pythonPackageNames (name: package "python3.13-${name}" { }) // { python = final.python3; };
   };
