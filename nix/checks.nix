@@ -56,7 +56,7 @@ let
       src = repository;
       cargoArtifacts = devArtifacts;
       pnameSuffix = "-check-rust";
-      nativeBuildInputs = [ pkgs.redis pkgs.cargo-nextest ];
+      nativeBuildInputs = [ pkgs.redis pkgs.cargo-nextest pkgs.python3 ];
       buildPhaseCargoCommand = "scripts/check-rust";
       doInstallCargoArtifacts = false;
     });
