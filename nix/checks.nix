@@ -40,6 +40,8 @@ let
       cp -r ${repository} tree
       chmod -R u+w tree
       cd tree
+      # The sandbox has no /usr/bin/env: point the scripts' shebangs at the store.
+      patchShebangs --build scripts nix k8s monitoring
       # Nix evaluation inside the build sandbox: state in the build directory, nothing fetched.
       export HOME=$TMPDIR NIX_STATE_DIR=$TMPDIR/nix-state NIX_CONF_DIR=$TMPDIR/nix-conf
       mkdir -p "$NIX_CONF_DIR"
@@ -57,7 +59,7 @@ let
       cargoArtifacts = devArtifacts;
       pnameSuffix = "-check-rust";
       nativeBuildInputs = [ pkgs.redis pkgs.cargo-nextest pkgs.python3 ];
-      buildPhaseCargoCommand = "scripts/check-rust";
+      buildPhaseCargoCommand = "patchShebangs --build scripts && scripts/check-rust";
       doInstallCargoArtifacts = false;
     });
 
