@@ -1,145 +1,129 @@
-# `nix flake check`: the Rust checks (sharing one dependency build), the images,
-# repository hygiene (Nix formatting and dead code, shellcheck), the manifest
-# drift check and the Prometheus rule tests. Checks for parts of the tree that do
-# not exist yet are left out rather than failing.
-{ lib, pkgs, craneLib, rust, images, manifests, apps, promtool, python, advisory-db }:
+# `nix flake check`. Two kinds of check, and nothing else:
+#
+#  - one check per scripts/check stage, named like the stage, that runs the very same script
+#    (scripts/check-<stage>, scripts/bench --quick) in a copy of the repository, with the
+#    tools from nixpkgs instead of scripts/install-deps. scripts/check-flake fails when a stage
+#    has no check here or a check here is neither a stage nor a build-* check;
+#  - build-* checks: what needs Nix builds and so cannot run outside Nix (the static binary,
+#    the images, the apps' wrappers, the deployable manifests).
+#
+# No check is guarded by pathExists: a missing file fails evaluation or the check itself.
+{ lib, pkgs, craneLib, rust, images, manifests, apps, promtool, inputs }:
 let
-  inherit (rust) src commonArgs cargoArtifacts users-platform;
-  root = ../.;
-  have = builtins.pathExists;
+  inherit (rust) commonArgs users-platform;
+  bin = lib.getExe users-platform;
 
-  # Runs `script` in a copy of the given part of the repository.
-  checkTree = name: fileset: nativeBuildInputs: script:
-    pkgs.runCommand name
-      {
-        inherit nativeBuildInputs;
-        tree = lib.fileset.toSource { inherit root fileset; };
-      } ''
-      cp -r "$tree" tree
+  # The flake's own source (git-tracked files only); every stage script runs in a copy of it.
+  repository = ../.;
+
+  python = pkgs.python3.withPackages (ps: [
+    ps.pyyaml
+    ps.pytest
+    ps.kubernetes-validate
+    ps.schemathesis
+  ]);
+
+  # The source trees the stages evaluate Nix with: the locked inputs themselves.
+  nixSources = {
+    NIXPKGS_LIB_SRC = "${inputs.nixpkgs}";
+    KUBENIX_SRC = "${inputs.kubenix}";
+    RUST_OVERLAY_SRC = "${inputs.rust-overlay}";
+    CRANE_SRC = "${inputs.crane}";
+  };
+
+  # Runs `command` (a stage script) in a writable copy of the repository.
+  stage = name: tools: env: command:
+    pkgs.runCommand "users-platform-check-${name}"
+      ({
+        nativeBuildInputs = tools;
+      } // env) ''
+      cp -r ${repository} tree
       chmod -R u+w tree
       cd tree
-      ${script}
+      # The sandbox has no /usr/bin/env: point the scripts' shebangs at the store.
+      patchShebangs --build scripts nix k8s monitoring
+      # Nix evaluation inside the build sandbox: state in the build directory, nothing fetched.
+      export HOME=$TMPDIR NIX_STATE_DIR=$TMPDIR/nix-state NIX_CONF_DIR=$TMPDIR/nix-conf
+      mkdir -p "$NIX_CONF_DIR"
+      ${command}
       touch "$out"
     '';
 
-  rustChecks = {
-    # The package itself (release build of the static binary).
-    inherit users-platform;
+  # Dependencies of the debug profile (what scripts/check-rust's cargo build, clippy and
+  # nextest use), built once and shared by every run of the rust stage.
+  devArtifacts = craneLib.buildDepsOnly (commonArgs // { CARGO_PROFILE = "dev"; });
 
-    users-platform-clippy = craneLib.cargoClippy (commonArgs // {
-      inherit cargoArtifacts;
-      cargoClippyExtraArgs = "--all-targets -- --deny warnings";
+  stageChecks = {
+    rust = craneLib.mkCargoDerivation (commonArgs // {
+      src = repository;
+      cargoArtifacts = devArtifacts;
+      pnameSuffix = "-check-rust";
+      nativeBuildInputs = [ pkgs.redis pkgs.cargo-nextest pkgs.python3 ];
+      buildPhaseCargoCommand = "patchShebangs --build scripts && scripts/check-rust";
+      doInstallCargoArtifacts = false;
     });
 
-    users-platform-fmt = craneLib.cargoFmt { inherit src; };
+    audit = stage "audit" [ pkgs.cargo-audit ] { ADVISORY_DB = "${inputs.advisory-db}"; }
+      "scripts/check-audit";
 
-    # The whole test suite, nothing skipped. The integration tests start their
-    # own redis-server processes on free loopback ports (the build sandbox has a
-    # loopback interface) and run the built binary through CARGO_BIN_EXE_*.
-    users-platform-nextest = craneLib.cargoNextest (commonArgs // {
-      inherit cargoArtifacts;
-      partitions = 1;
-      partitionType = "count";
-      nativeCheckInputs = [ pkgs.redis ];
-      cargoNextestExtraArgs = "--no-tests=fail";
-    });
+    schemathesis = stage "schemathesis" [ python ] { USERS_PLATFORM_BIN = bin; }
+      "scripts/check-schemathesis";
 
-    # Known vulnerabilities in Cargo.lock, against the locked advisory-db input.
-    users-platform-audit = craneLib.cargoAudit {
-      inherit src advisory-db;
-      inherit (commonArgs) pname version;
-    };
+    shell = stage "shell" [ pkgs.shellcheck ] { } "scripts/check-shell";
+
+    nix = stage "nix" [ pkgs.nix pkgs.deadnix pkgs.nixpkgs-fmt python ] { } "scripts/check-nix";
+
+    flake = stage "flake" [ pkgs.nix pkgs.git python ] nixSources "scripts/check-flake";
+
+    k8s = stage "k8s" [ pkgs.nix python pkgs.checkov ]
+      { inherit (nixSources) KUBENIX_SRC NIXPKGS_LIB_SRC; }
+      "scripts/check-k8s";
+
+    monitoring = stage "monitoring" [ pkgs.nix python pkgs.prometheus promtool pkgs.redis ]
+      { USERS_PLATFORM_BIN = bin; }
+      "scripts/check-monitoring";
+
+    broken = stage "broken" [ python pkgs.redis ] { USERS_PLATFORM_BIN = bin; } "scripts/check-broken";
+
+    workflows = stage "workflows" [ pkgs.actionlint pkgs.shellcheck python ] { } "scripts/check-workflows";
+
+    bench = stage "bench" [ python pkgs.redis pkgs.wrk pkgs.curl ] { BENCH_BIN = bin; }
+      "scripts/bench --quick";
   };
 
-  # The image builds, plus proof that the service images hold nothing but the
-  # binary: its runtime closure is itself, and it has no ELF interpreter.
-  imageChecks = {
-    images = images.all;
+  buildChecks = {
+    # The package itself (release build of the static binary).
+    build-users-platform = users-platform;
 
-    static-binary = pkgs.runCommand "users-platform-static-binary"
+    build-images = images.all;
+
+    # The service images hold nothing but the binary: its runtime closure is itself, and it
+    # has no ELF interpreter.
+    build-static-binary = pkgs.runCommand "users-platform-static-binary"
       {
         nativeBuildInputs = [ pkgs.binutils-unwrapped ];
         closure = pkgs.closureInfo { rootPaths = [ users-platform ]; };
       } ''
-      bin=${lib.getExe users-platform}
       if [ "$(wc -l < "$closure/store-paths")" -ne 1 ]; then
         echo "users-platform has runtime dependencies; the images would carry them:" >&2
         cat "$closure/store-paths" >&2
         exit 1
       fi
-      if readelf -l "$bin" | grep -q 'program interpreter'; then
+      if readelf -l ${bin} | grep -q 'program interpreter'; then
         echo "users-platform is dynamically linked" >&2
         exit 1
       fi
-      "$bin" --help > /dev/null
+      ${bin} --help > /dev/null
       touch "$out"
     '';
-  };
 
-  hygieneChecks = {
-    nix-fmt = checkTree "nix-fmt" (lib.fileset.fileFilter (file: file.hasExt "nix") root)
-      [ pkgs.nixpkgs-fmt ]
-      ''find . -name '*.nix' -print0 | xargs -0 nixpkgs-fmt --check'';
-
-    deadnix = checkTree "deadnix" (lib.fileset.fileFilter (file: file.hasExt "nix") root)
-      [ pkgs.deadnix ]
-      ''deadnix --fail .'';
-
-    shellcheck = checkTree "shellcheck"
-      (lib.fileset.unions [
-        (lib.fileset.maybeMissing ../scripts)
-        (lib.fileset.fileFilter (file: file.hasExt "sh") ./.)
-      ])
-      [ pkgs.shellcheck ]
-      ''
-        scripts=()
-        while IFS= read -r -d "" file; do
-          if [[ $file == *.sh ]] || head -n1 "$file" | grep -Eq '^#!.*(/|[[:space:]])(ba)?sh([[:space:]]|$)'; then
-            scripts+=("$file")
-          fi
-        done < <(find . -type f -print0 | sort -z)
-        echo "shellcheck: ''${#scripts[@]} scripts"
-        shellcheck --external-sources "''${scripts[@]}"
-      '';
+    build-manifests-dev = manifests.dev;
+    build-manifests-prod = manifests.prod;
 
     # The apps' wrappers run shellcheck again at build time (writeShellApplication).
-    inherit (apps) deploy-dev push-images render-manifests;
+    build-deploy-dev = apps.deploy-dev;
+    build-push-images = apps.push-images;
+    build-render-manifests = apps.render-manifests;
   };
-
-  manifestChecks = lib.optionalAttrs (have ../k8s/default.nix) {
-    manifest-drift = manifests.drift;
-    manifests-dev = manifests.dev;
-    manifests-prod = manifests.prod;
-  };
-
-  # Hook for the monitoring work: rule syntax and promtool unit tests, and the
-  # rendered rules file kept in sync with its source, k8s/monitoring/rules.nix.
-  monitoringChecks =
-    lib.optionalAttrs (have ../monitoring/tests && have ../monitoring/rules.yml)
-      {
-        promtool-rules = checkTree "promtool-rules" (lib.fileset.maybeMissing ../monitoring) [ promtool ] ''
-          promtool check rules monitoring/rules.yml
-          promtool test rules monitoring/tests/*.yml
-        '';
-      }
-    // lib.optionalAttrs
-      (have ../monitoring/rules.yml && have ../monitoring/tools/to_rules_yaml.py && have ../k8s/monitoring/rules.nix)
-      {
-        rules-drift = pkgs.runCommand "rules-drift"
-          {
-            nativeBuildInputs = [ python ];
-            json = pkgs.writeText "rules.json" (builtins.toJSON (import ../k8s/monitoring/rules.nix));
-          } ''
-          python3 ${../monitoring/tools}/to_rules_yaml.py < "$json" > fresh.yml
-          # scripts/render-rules ends the file with exactly one newline.
-          printf '%s\n' "$(cat fresh.yml)" > expected.yml
-          if ! cmp -s expected.yml ${../monitoring/rules.yml}; then
-            diff -u ${../monitoring/rules.yml} expected.yml >&2 || true
-            echo "monitoring/rules.yml is out of date: run scripts/render-rules and commit it" >&2
-            exit 1
-          fi
-          touch "$out"
-        '';
-      };
 in
-rustChecks // imageChecks // hygieneChecks // manifestChecks // monitoringChecks
+stageChecks // buildChecks

@@ -43,7 +43,8 @@ let
   };
 
   checks = import ./checks.nix {
-    inherit lib pkgs craneLib rust images manifests apps promtool python advisory-db;
+    inherit lib pkgs craneLib rust images manifests apps promtool;
+    inputs = { inherit nixpkgs crane rust-overlay kubenix advisory-db; };
   };
 
   formatter = pkgs.writeShellApplication {

@@ -4,21 +4,11 @@
 #    this commit (`<image name>:<content-hash tag>`). Evaluating the tags needs no
 #    build, and the manifests do not depend on the image builds.
 #  - deploy.dev: the same dev objects split into apply stages, for deploy-dev.
-#  - drift: a check that k8s/rendered/<env>.yaml (the golden files, rendered by
-#    scripts/render-manifests with k8s/images-placeholder.nix) is up to date.
 #
-# Everything is guarded with builtins.pathExists so the flake evaluates even in a
-# tree without k8s/; the affected derivations then fail with a clear message.
+# The golden files k8s/rendered/ (placeholder images) are checked against a fresh
+# render by scripts/check-k8s, which the flake's `k8s` check runs.
 { lib, pkgs, python, kubenix, images }:
 let
-  have = path: builtins.pathExists path;
-  k8sReady = have ../k8s/default.nix && have ../k8s/tools/yamlify.py;
-
-  missing = name: what: pkgs.runCommand name { } ''
-    echo "users-platform: ${what} is missing from this tree; cannot build ${name}" >&2
-    exit 1
-  '';
-
   # "ghcr.io/users-platform/api-gateway:<hash>". The tag is the hash of the
   # image's configuration derivation, known at evaluation time; its string
   # context is dropped so rendering manifests never builds an image.
@@ -29,16 +19,6 @@ let
     user-service = refOf images.user-service;
     redis = refOf images.redis;
   };
-
-  # Must be the set scripts/render-manifests uses for k8s/rendered/.
-  placeholderRefs =
-    if have ../k8s/images-placeholder.nix
-    then import ../k8s/images-placeholder.nix
-    else {
-      api-gateway = "ghcr.io/users-platform/api-gateway:placeholder";
-      user-service = "ghcr.io/users-platform/user-service:placeholder";
-      redis = "ghcr.io/users-platform/redis:placeholder";
-    };
 
   objectsFor = env: refs: import ../k8s {
     inherit lib env;
@@ -59,11 +39,9 @@ let
     '';
 
   render = env:
-    if k8sReady then
-      toYAML "users-platform-manifests-${env}.yaml"
-        "Rendered by the flake (packages.manifests-${env}) with the image tags of this commit. Do not edit."
-        (objectsFor env imageRefs)
-    else missing "users-platform-manifests-${env}.yaml" "k8s/default.nix or k8s/tools/yamlify.py";
+    toYAML "users-platform-manifests-${env}.yaml"
+      "Rendered by the flake (packages.manifests-${env}) with the image tags of this commit. Do not edit."
+      (objectsFor env imageRefs);
 
   # Objects of kinds that only exist with an operator's CRDs installed
   # (ServiceMonitor, PrometheusRule, ExternalSecret, ...): deploy-dev applies them
@@ -78,7 +56,6 @@ let
   # deploy-dev's view of the dev manifests: JSON `List`s in apply order, plus what
   # it waits for and where the gateway is. Same objects as packages.manifests-dev.
   deployDev =
-    if !k8sReady then missing "users-platform-deploy-dev" "k8s/default.nix or k8s/tools/yamlify.py" else
     let
       objects = objectsFor "dev" imageRefs;
       namespaces = builtins.filter (o: o.kind == "Namespace") objects;
@@ -111,30 +88,9 @@ let
         "${gatewayService.metadata.name} ${toString (builtins.head gatewayService.spec.ports).port}")} > "$out/gateway"
     '';
 
-  drift =
-    if !(k8sReady && have ../k8s/tools/same_manifests.py && have ../k8s/rendered) then
-      pkgs.runCommand "manifest-drift-skipped" { } ''
-        echo "k8s/ is not complete in this tree; manifest drift check skipped" > "$out"
-      ''
-    else
-      let
-        fresh = env: toYAML "manifests-${env}-placeholder.yaml" "fresh render" (objectsFor env placeholderRefs);
-        golden = ../k8s/rendered;
-      in
-      pkgs.runCommand "manifest-drift" { nativeBuildInputs = [ python ]; } ''
-        status=0
-        ${lib.concatMapStrings (env: ''
-          if ! python3 ${tools}/same_manifests.py "${golden}/${env}.yaml" "${fresh env}"; then
-            echo "k8s/rendered/${env}.yaml is out of date: run scripts/render-manifests (or nix run .#render-manifests) and commit it" >&2
-            status=1
-          fi
-        '') [ "dev" "prod" ]}
-        [ "$status" -eq 0 ]
-        touch "$out"
-      '';
 in
 {
-  inherit imageRefs placeholderRefs drift;
+  inherit imageRefs;
   dev = render "dev";
   prod = render "prod";
   deploy.dev = deployDev;

@@ -44,7 +44,9 @@ MD
   printf '%s\n' "$rows"
   cat <<'MD'
 
-CI runs `nix flake check -L` on this PR (build, tests, manifest drift, promtool tests).
+CI runs `nix flake check -L` on this PR: every scripts/check stage plus the Nix builds.
+The Rust toolchain does not move with this update: bump it by changing the `channel` line of
+rust-toolchain.toml (the new rust-overlay must list that release), then run scripts/check.
 Merging it rebuilds the images: new content-hash tags, a new Trivy scan and SBOM.
 MD
 } >"$body"
