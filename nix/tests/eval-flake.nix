@@ -53,7 +53,7 @@ let
     inherit nixpkgs rust-overlay;
     crane = {
       _type = "flake";
-      outPath = "/nix/store/${stubs.fakeHash "crane"}-source";
+      outPath = "${builtins.storeDir}/${stubs.fakeHash "crane"}-source";
       mkLib = pkgs: import ./stubs/crane.nix { inherit pkgs; };
     };
     kubenix = {
@@ -61,7 +61,7 @@ let
       outPath = searchPath "kubenix";
     };
     advisory-db = {
-      outPath = "/nix/store/${stubs.fakeHash "advisory-db"}-source";
+      outPath = "${builtins.storeDir}/${stubs.fakeHash "advisory-db"}-source";
     };
   };
 

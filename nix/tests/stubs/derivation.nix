@@ -95,12 +95,12 @@ let
         else throw "${fn}: the derivation name must be a non-empty string";
       hash = fakeHash "${system}:${fn}:${checkedName}:${toString (attrNames args)}";
       forced = forceDeep args && forceDeep meta;
-      pathOf = output: builtins.seq forced "/nix/store/${hash}-${checkedName}${lib.optionalString (output != "out") "-${output}"}";
+      pathOf = output: builtins.seq forced "${builtins.storeDir}/${hash}-${checkedName}${lib.optionalString (output != "out") "-${output}"}";
       common = passthru // {
         type = "derivation";
         name = checkedName;
         inherit system outputs meta;
-        drvPath = builtins.seq forced "/nix/store/${hash}-${checkedName}.drv";
+        drvPath = builtins.seq forced "${builtins.storeDir}/${hash}-${checkedName}.drv";
         drvAttrs = args;
         # Marks fakes, so a test can tell them from anything real.
         isStandIn = true;

@@ -45,6 +45,9 @@ let
     nixpkgs-fmt = { };
     skopeo = { };
     cacert = { };
+    actionlint = { };
+    checkov = { };
+    wrk = { };
     # pkgs/by-name/pr/prometheus/package.nix (stored copy e92b6585): outputs out, doc, cli
     prometheus = { outputs = [ "out" "doc" "cli" ]; mainProgram = "prometheus"; };
     # pkgs/by-name/re/redis/package.nix (stored copy 02d79c9c): the override
@@ -58,6 +61,7 @@ let
     };
     # long-standing top-level attributes (knowledge)
     bash = { };
+    nix = { };
     bashInteractive = { mainProgram = "bash"; };
     binutils-unwrapped = { };
     bintools = { };
@@ -86,9 +90,12 @@ let
     rustfmt = { };
   };
 
-  # Python packages used through python3.withPackages / python3Packages
-  # (pkgs/development/python-modules/<name>, knowledge).
-  pythonPackageNames = [ "pyyaml" "pytest" "jsonschema" "requests" ];
+  # Python packages used through python3.withPackages / python3Packages:
+  # pkgs/development/python-modules/<name> (schemathesis checked in a stored copy;
+  # pyyaml, pytest, jsonschema, requests: knowledge), kubernetes-validate from
+  # pkgs/top-level/python-packages.nix (`callPackage ../by-name/ku/kubernetes-validate/unwrapped.nix`,
+  # stored copy).
+  pythonPackageNames = [ "pyyaml" "pytest" "jsonschema" "requests" "schemathesis" "kubernetes-validate" ];
 
   # --- derivations ------------------------------------------------------------
 
@@ -441,7 +448,7 @@ let
       targetPlatform = platform;
       # nixpkgs' own tree: rust-overlay only interpolates paths below it into
       # build scripts, so a store-path-like string is enough.
-      path = "/nix/store/${stubs.fakeHash "nixpkgs"}-source";
+      path = "${builtins.storeDir}/${stubs.fakeHash "nixpkgs"}-source";
       runtimeShell = "${final.bash}/bin/bash";
       callPackage = lib.callPackageWith final;
       newScope = extra: lib.callPackageWith (final // extra);
