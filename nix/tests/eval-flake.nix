@@ -122,6 +122,18 @@ let
         perSystem.${name} what value)
       (attrNames outputs);
 
+  # With a `crane` search path entry (CRANE_SRC), the crane stand-in's argument
+  # lists are compared with the real crane source (crane-signatures.nix).
+  craneEntries = filter (e: e.prefix == "crane") nixPath;
+  craneSignatures =
+    if craneEntries == [ ] then "not checked (CRANE_SRC not set)"
+    else
+      "${toString (import ./crane-signatures.nix {
+        inherit lib;
+        craneSrc = (head craneEntries).path;
+        craneLib = standIns.crane.mkLib (import ./stubs/nixpkgs { system = head systems; });
+      })} crane functions match CRANE_SRC";
+
   summary =
     if unknownOutputs != [ ] then
       throw "flake output(s) ${toString unknownOutputs} are not evaluated by nix/tests/eval-flake.nix; add them there"
@@ -132,8 +144,9 @@ let
         // { imageRefs = length (attrNames outputs.legacyPackages.${system}.imageRefs); });
 in
 {
-  # Outputs evaluated per system, after forcing every one of them.
-  inherit summary;
+  # Outputs evaluated per system, after forcing every one of them, and the
+  # result of the crane signature comparison.
+  summary = summary // { inherit craneSignatures; };
 
   # The attribute names of checks.<system>, per system (for comparing with
   # scripts/check's stages). Nothing is forced but the names.

@@ -147,125 +147,16 @@ let
         assert check checked;
         mkCargoDrv fn (removeAttrs checked own // lib.optionalAttrs (suffix != "") { pnameSuffix = suffix; }) extraInputs;
 
-      stringArg = fn: args: name:
-        !(args ? ${name}) || builtins.isString args.${name} || throw "craneLib.${fn}: `${name}` must be a string";
-    in
-    {
-      inherit crateNameFromCargoToml;
-
-      # lib/default.nix: `toolchainArg` is a derivation, or a function from a pkgs
-      # instance to one (called for each splice; here there is one pkgs).
-      overrideToolchain = toolchainArg:
-        let
-          chosen = if isFunction toolchainArg then toolchainArg pkgs else toolchainArg;
-        in
-        if isDerivation chosen then makeLib { cargo = chosen; rustc = chosen; clippy = chosen; rustfmt = chosen; }
-        else throw "craneLib.overrideToolchain: expected a toolchain derivation or a function `p: <toolchain>`, got a ${builtins.typeOf chosen}";
-
-      # lib/buildDepsOnly.nix
-      buildDepsOnly = craneFn {
-        name = "buildDepsOnly";
-        own = [ "cargoBuildCommand" "cargoCheckCommand" "cargoExtraArgs" "cargoBuildExtraArgs" "cargoTestCommand" "cargoTestExtraArgs" "cargoCheckExtraArgs" "dummySrc" ];
-        suffix = "-deps";
-      };
-
-      # lib/buildPackage.nix (cargoArtifacts is optional: built with buildDepsOnly)
-      buildPackage = craneFn {
-        name = "buildPackage";
-        own = [ "cargoBuildCommand" "cargoExtraArgs" "cargoBuildExtraArgs" "cargoTestCommand" "cargoTestExtraArgs" ];
-        suffix = "";
-      };
-
-      # lib/cargoBuild.nix
-      cargoBuild = craneFn {
-        name = "cargoBuild";
-        required = [ "cargoArtifacts" ];
-        own = [ "cargoExtraArgs" ];
-        suffix = "-build";
-      };
-
-      # lib/cargoClippy.nix
-      cargoClippy = craneFn {
-        name = "cargoClippy";
-        required = [ "cargoArtifacts" ];
-        own = [ "cargoClippyExtraArgs" "cargoExtraArgs" ];
-        suffix = "-clippy";
-        check = args: stringArg "cargoClippy" args "cargoClippyExtraArgs";
-      };
-
-      # lib/cargoFmt.nix
-      cargoFmt = craneFn {
-        name = "cargoFmt";
-        own = [ "cargoExtraArgs" "rustFmtExtraArgs" ];
-        suffix = "-fmt";
-      };
-
-      # lib/cargoNextest.nix (partitions > 1 gives a linkFarm of runs in crane;
-      # the stand-in returns one derivation either way)
-      cargoNextest = craneFn {
-        name = "cargoNextest";
-        required = [ "cargoArtifacts" ];
-        own = [ "cargoExtraArgs" "cargoLlvmCovExtraArgs" "cargoNextestExtraArgs" "cargoNextestArchiveExtraArgs" "cargoNextestPartitionsExtraArgs" "partitions" "partitionType" "withLlvmCov" ];
-        suffix = "-nextest";
-        extraInputs = [ pkgs.cargo-nextest ];
-        check = args:
-          stringArg "cargoNextest" args "cargoNextestExtraArgs"
-          && (builtins.isInt (args.partitions or 1) && (args.partitions or 1) >= 1 || throw "craneLib.cargoNextest: `partitions` must be an integer >= 1")
-          && (elem (args.partitionType or "count") [ "count" "hash" ] || throw "craneLib.cargoNextest: `partitionType` must be \"count\" or \"hash\" (nextest --partition)");
-      };
-
-      # lib/cargoTest.nix
-      cargoTest = craneFn {
-        name = "cargoTest";
-        required = [ "cargoArtifacts" ];
-        own = [ "cargoExtraArgs" "cargoTestExtraArgs" ];
-        suffix = "-test";
-      };
-
-      # lib/cargoDocTest.nix
-      cargoDocTest = craneFn {
-        name = "cargoDocTest";
-        required = [ "cargoArtifacts" ];
-        own = [ "cargoExtraArgs" "cargoTestExtraArgs" ];
-        suffix = "-doctest";
-      };
-
-      # lib/cargoDoc.nix
-      cargoDoc = craneFn {
-        name = "cargoDoc";
-        own = [ "cargoDocExtraArgs" "cargoExtraArgs" ];
-        suffix = "-doc";
-      };
-
-      # lib/cargoAudit.nix
-      cargoAudit = craneFn {
-        name = "cargoAudit";
-        required = [ "advisory-db" "src" ];
-        own = [ "cargoAuditExtraArgs" ];
-        suffix = "-audit";
-        extraInputs = [ pkgs.cargo-audit ];
-        check = args:
-          inSource args.src "Cargo.lock"
-          || throw "craneLib.cargoAudit: Cargo.lock is not part of `src`";
-      };
-
-      # lib/cargoDeny.nix
-      cargoDeny = craneFn {
-        name = "cargoDeny";
-        own = [ "cargoDenyExtraArgs" "cargoDenyChecks" "cargoExtraArgs" ];
-        suffix = "-deny";
-      };
-
-      # lib/mkCargoDerivation.nix
-      mkCargoDerivation = craneFn {
-        name = "mkCargoDerivation";
-        required = [ "cargoArtifacts" "buildPhaseCargoCommand" ];
-        suffix = "";
+      # craneFn spec, callable like the real function; `standInSpec` lets
+      # nix/tests/crane-signatures.nix compare the lists with the crane source.
+      withSpec = spec: {
+        standInSpec = { file = "${spec.name}.nix"; required = [ ]; own = [ ]; common = craneCommon; } // removeAttrs spec [ "check" "extraInputs" "suffix" ];
+        __functor = _: craneFn spec;
       };
 
       # lib/devShell.nix: { checks ? { }, inputsFrom ? [ ], packages ? [ ], ... },
       # the rest goes to pkgs.mkShell (which checks it).
-      devShell = args:
+      devShellFn = args:
         let
           fn = "craneLib.devShell";
           checked = checkArgs
@@ -282,6 +173,127 @@ let
           packages = [ toolchain.rustc toolchain.cargo toolchain.clippy toolchain.rustfmt ] ++ (checked.packages or [ ]);
         });
 
+      stringArg = fn: args: name:
+        !(args ? ${name}) || builtins.isString args.${name} || throw "craneLib.${fn}: `${name}` must be a string";
+    in
+    {
+      inherit crateNameFromCargoToml;
+
+      # lib/default.nix: `toolchainArg` is a derivation, or a function from a pkgs
+      # instance to one (called for each splice; here there is one pkgs).
+      overrideToolchain = toolchainArg:
+        let
+          chosen = if isFunction toolchainArg then toolchainArg pkgs else toolchainArg;
+        in
+        if isDerivation chosen then makeLib { cargo = chosen; rustc = chosen; clippy = chosen; rustfmt = chosen; }
+        else throw "craneLib.overrideToolchain: expected a toolchain derivation or a function `p: <toolchain>`, got a ${builtins.typeOf chosen}";
+
+      # lib/buildDepsOnly.nix
+      buildDepsOnly = withSpec {
+        name = "buildDepsOnly";
+        own = [ "cargoBuildCommand" "cargoCheckCommand" "cargoExtraArgs" "cargoBuildExtraArgs" "cargoTestCommand" "cargoTestExtraArgs" "cargoCheckExtraArgs" "dummySrc" ];
+        suffix = "-deps";
+      };
+
+      # lib/buildPackage.nix (cargoArtifacts is optional: built with buildDepsOnly)
+      buildPackage = withSpec {
+        name = "buildPackage";
+        own = [ "cargoBuildCommand" "cargoExtraArgs" "cargoBuildExtraArgs" "cargoTestCommand" "cargoTestExtraArgs" ];
+        suffix = "";
+      };
+
+      # lib/cargoBuild.nix
+      cargoBuild = withSpec {
+        name = "cargoBuild";
+        required = [ "cargoArtifacts" ];
+        own = [ "cargoExtraArgs" ];
+        suffix = "-build";
+      };
+
+      # lib/cargoClippy.nix
+      cargoClippy = withSpec {
+        name = "cargoClippy";
+        required = [ "cargoArtifacts" ];
+        own = [ "cargoClippyExtraArgs" "cargoExtraArgs" ];
+        suffix = "-clippy";
+        check = args: stringArg "cargoClippy" args "cargoClippyExtraArgs";
+      };
+
+      # lib/cargoFmt.nix
+      cargoFmt = withSpec {
+        name = "cargoFmt";
+        own = [ "cargoExtraArgs" "rustFmtExtraArgs" ];
+        suffix = "-fmt";
+      };
+
+      # lib/cargoNextest.nix (partitions > 1 gives a linkFarm of runs in crane;
+      # the stand-in returns one derivation either way)
+      cargoNextest = withSpec {
+        name = "cargoNextest";
+        required = [ "cargoArtifacts" ];
+        own = [ "cargoExtraArgs" "cargoLlvmCovExtraArgs" "cargoNextestExtraArgs" "cargoNextestArchiveExtraArgs" "cargoNextestPartitionsExtraArgs" "partitions" "partitionType" "withLlvmCov" ];
+        suffix = "-nextest";
+        extraInputs = [ pkgs.cargo-nextest ];
+        check = args:
+          stringArg "cargoNextest" args "cargoNextestExtraArgs"
+          && (builtins.isInt (args.partitions or 1) && (args.partitions or 1) >= 1 || throw "craneLib.cargoNextest: `partitions` must be an integer >= 1")
+          && (elem (args.partitionType or "count") [ "count" "hash" ] || throw "craneLib.cargoNextest: `partitionType` must be \"count\" or \"hash\" (nextest --partition)");
+      };
+
+      # lib/cargoTest.nix
+      cargoTest = withSpec {
+        name = "cargoTest";
+        required = [ "cargoArtifacts" ];
+        own = [ "cargoExtraArgs" "cargoTestExtraArgs" ];
+        suffix = "-test";
+      };
+
+      # lib/cargoDocTest.nix
+      cargoDocTest = withSpec {
+        name = "cargoDocTest";
+        required = [ "cargoArtifacts" ];
+        own = [ "cargoExtraArgs" "cargoTestExtraArgs" ];
+        suffix = "-doctest";
+      };
+
+      # lib/cargoDoc.nix
+      cargoDoc = withSpec {
+        name = "cargoDoc";
+        own = [ "cargoDocExtraArgs" "cargoExtraArgs" ];
+        suffix = "-doc";
+      };
+
+      # lib/cargoAudit.nix
+      cargoAudit = withSpec {
+        name = "cargoAudit";
+        required = [ "advisory-db" "src" ];
+        own = [ "cargoAuditExtraArgs" ];
+        suffix = "-audit";
+        extraInputs = [ pkgs.cargo-audit ];
+        check = args:
+          inSource args.src "Cargo.lock"
+          || throw "craneLib.cargoAudit: Cargo.lock is not part of `src`";
+      };
+
+      # lib/cargoDeny.nix
+      cargoDeny = withSpec {
+        name = "cargoDeny";
+        own = [ "cargoDenyExtraArgs" "cargoDenyChecks" "cargoExtraArgs" ];
+        suffix = "-deny";
+      };
+
+      # lib/mkCargoDerivation.nix
+      mkCargoDerivation = withSpec {
+        name = "mkCargoDerivation";
+        required = [ "cargoArtifacts" "buildPhaseCargoCommand" ];
+        suffix = "";
+      };
+
+      # lib/devShell.nix (devShellFn above)
+      devShell = {
+        standInSpec = { name = "devShell"; file = "devShell.nix"; required = [ ]; own = [ "checks" "inputsFrom" "packages" ]; common = [ ]; };
+        __functor = _: devShellFn;
+      };
       # lib/fileset/*.nix: real file sets (lib.fileset from nixpkgs lib).
       fileset =
         let
