@@ -87,7 +87,7 @@ let
 
     workflows = stage "workflows" [ pkgs.actionlint pkgs.shellcheck python ] { } "scripts/check-workflows";
 
-    bench = stage "bench" [ python pkgs.redis pkgs.wrk pkgs.curl ] { BENCH_BIN = bin; }
+    bench = stage "bench" [ python pkgs.redis pkgs.wrk pkgs.curl pkgs.nginx pkgs.haproxy ] { BENCH_BIN = bin; }
       "scripts/bench --quick";
   };
 
