@@ -48,6 +48,7 @@ let
     actionlint = { };
     checkov = { };
     wrk = { };
+    haproxy = { };
     # pkgs/by-name/pr/prometheus/package.nix (stored copy e92b6585): outputs out, doc, cli
     prometheus = { outputs = [ "out" "doc" "cli" ]; mainProgram = "prometheus"; };
     # pkgs/by-name/re/redis/package.nix (stored copy 02d79c9c): the override
@@ -62,6 +63,7 @@ let
     # long-standing top-level attributes (knowledge)
     bash = { };
     nix = { };
+    nginx = { };
     bashInteractive = { mainProgram = "bash"; };
     binutils-unwrapped = { };
     bintools = { };
