@@ -23,6 +23,7 @@
 let
   inherit (pkgs) lib;
   stubs = import ./derivation.nix { inherit (pkgs) lib system; };
+  inherit (import ./nixpkgs-signatures.nix) mkShell;
   inherit (builtins) elem isAttrs isFunction pathExists readFile;
   inherit (stubs) checkArgs checkDrvAttrs mkDrv isDerivation;
 
@@ -163,7 +164,7 @@ let
             {
               inherit fn;
               source = src "devShell.nix";
-              optional = [ "checks" "inputsFrom" "packages" ] ++ stubs.mkShellArgs ++ stubs.mkDerivationAttrs;
+              optional = [ "checks" "inputsFrom" "packages" ] ++ mkShell.optional ++ mkShell.extra ++ stubs.mkDerivationAttrs;
               envVars = true;
             }
             args;

@@ -223,12 +223,9 @@ let
     "pos"
   ];
 
-  # pkgs/build-support/mkshell/default.nix (stored copy 07c91341; knowledge for
-  # shellHook handling): named arguments, the rest goes to mkDerivation.
-  mkShellArgs = [ "name" "packages" "inputsFrom" "buildInputs" "nativeBuildInputs" "propagatedBuildInputs" "propagatedNativeBuildInputs" "shellHook" ];
 
 in
 {
-  inherit mkDerivationAttrs mkShellArgs;
+  inherit mkDerivationAttrs;
   inherit isEnvVarName isDerivation forceDeep checkArgs checkDrvAttrs coercible mkDrv fakeHash;
 }

@@ -21,10 +21,27 @@
 # knowledge of nixpkgs, not from a file.
 { lib, system, overlays }:
 let
-  inherit (builtins) attrNames isAttrs isFunction isList isString;
+  inherit (builtins) elem isAttrs isFunction isList isString;
 
   stubs = import ./derivation.nix { inherit lib system; };
-  inherit (stubs) checkArgs checkDrvAttrs mkDrv isDerivation mkDerivationAttrs mkShellArgs;
+  inherit (stubs) checkArgs checkDrvAttrs mkDrv isDerivation mkDerivationAttrs;
+
+  # The argument lists, with their sources: stubs/nixpkgs-signatures.nix.
+  signatures = import ./nixpkgs-signatures.nix;
+
+  # checkSig "writeShellApplication" args: the arguments of that function;
+  # functions with `...` also take mkDerivation attributes and env vars.
+  checkSig = name: args:
+    let sig = signatures.${name};
+    in
+    checkArgs
+      {
+        fn = "pkgs.${lib.concatStringsSep "." sig.attrPath}";
+        inherit (sig) source required;
+        optional = sig.optional ++ (sig.extra or [ ]) ++ lib.optionals (sig.rest or false) mkDerivationAttrs;
+        envVars = sig.rest or false;
+      }
+      args;
 
   platform = lib.systems.elaborate system;
 
@@ -57,8 +74,7 @@ let
       version = "8.0.3";
       mainProgram = "redis-cli";
       license = lib.licenses.agpl3Only;
-      callArgs = [ "lib" "stdenv" "fetchFromGitHub" "fetchpatch2" "lua" "jemalloc" "pkg-config" "nixosTests" "tcl" "which" "ps" "getconf" "systemd" "openssl" "python3" "nix-update-script" "versionCheckHook" ];
-      callArgsWithDefault = [ "withSystemd" "tlsSupport" "useSystemJemalloc" ];
+      overrideSignature = "redisOverride";
     };
     # long-standing top-level attributes (knowledge)
     bash = { };
@@ -139,19 +155,20 @@ let
         } // lib.optionalAttrs (spec ? license) { inherit (spec) license; };
       };
       drv = mkDerivationWith "pkgs.${name}" base;
-      callArgs = lib.genAttrs (spec.callArgs or [ ]) (_: false) // lib.genAttrs (spec.callArgsWithDefault or [ ]) (_: true);
+      sig = signatures.${spec.overrideSignature};
+      callArgs = lib.genAttrs sig.optional (arg: elem arg sig.withDefault);
       # lib.makeOverridable: `override` takes attrs or `prev: attrs`, and
       # lib.functionArgs sees the package function's arguments.
       override = lib.setFunctionArgs
         (newArgs:
           let
             given = if isFunction newArgs then newArgs { } else newArgs;
-            checked = checkArgs { fn = "pkgs.${name}.override"; source = "the package function of pkgs.${name}"; optional = attrNames callArgs; } given;
+            checked = checkSig spec.overrideSignature given;
           in
           builtins.seq (stubs.forceDeep checked) drv)
         callArgs;
     in
-    drv // lib.optionalAttrs (spec ? callArgs) { inherit override; };
+    drv // lib.optionalAttrs (spec ? overrideSignature) { inherit override; };
 
   # --- builders -------------------------------------------------------------
 
@@ -161,7 +178,7 @@ let
     runCommandWith = args: buildCommand:
       let
         fn = "pkgs.runCommandWith";
-        checked = checkArgs { inherit fn; source = "pkgs/build-support/trivial-builders/default.nix"; required = [ "name" ]; optional = [ "stdenv" "runLocal" "derivationArgs" ]; } args;
+        checked = checkSig "runCommandWith" args;
         env = checked.derivationArgs or { };
       in
       if !(isAttrs env) then throw "${fn}: derivationArgs must be an attribute set"
@@ -188,14 +205,7 @@ let
     writeTextFile = args:
       let
         fn = "pkgs.writeTextFile";
-        checked = checkArgs
-          {
-            inherit fn;
-            source = "pkgs/build-support/trivial-builders/default.nix";
-            required = [ "name" "text" ];
-            optional = [ "executable" "destination" "checkPhase" "meta" "passthru" "allowSubstitutes" "preferLocalBuild" "derivationArgs" ];
-          }
-          args;
+        checked = checkSig "writeTextFile" args;
         destination = checked.destination or "";
         matches = builtins.match "/bin/([^/]+)" destination;
       in
@@ -232,14 +242,7 @@ let
     writeShellApplication = args:
       let
         fn = "pkgs.writeShellApplication";
-        checked = checkArgs
-          {
-            inherit fn;
-            source = "pkgs/build-support/trivial-builders/default.nix";
-            required = [ "name" "text" ];
-            optional = [ "runtimeInputs" "runtimeEnv" "meta" "passthru" "checkPhase" "excludeShellChecks" "extraShellCheckFlags" "bashOptions" "derivationArgs" "inheritPath" ];
-          }
-          args;
+        checked = checkSig "writeShellApplication" args;
         runtimeInputs = checked.runtimeInputs or [ ];
         runtimeEnv = checked.runtimeEnv or null;
       in
@@ -272,8 +275,8 @@ let
     symlinkJoin = args:
       let
         fn = "pkgs.symlinkJoin";
-        own = [ "name" "paths" "stripPrefix" "preferLocalBuild" "allowSubstitutes" "postBuild" "failOnMissing" ];
-        checked = checkArgs { inherit fn; source = "pkgs/build-support/trivial-builders/default.nix"; required = [ "paths" ]; optional = own ++ mkDerivationAttrs; envVars = true; } args;
+        own = signatures.symlinkJoin.required ++ signatures.symlinkJoin.optional;
+        checked = checkSig "symlinkJoin" args;
         name = checked.name or (
           if checked ? pname && checked ? version then "${checked.pname}-${checked.version}"
           else throw "${fn}: symlinkJoin requires either a `name` OR `pname` and `version`"
@@ -307,14 +310,14 @@ let
 
     # pkgs/build-support/closure-info.nix (stored copy 06d7e54d): { rootPaths }
     closureInfo = args:
-      let checked = checkArgs { fn = "pkgs.closureInfo"; source = "pkgs/build-support/closure-info.nix"; required = [ "rootPaths" ]; } args;
+      let checked = checkSig "closureInfo" args;
       in runCommand "closure-info" { exportReferencesGraph = map (path: [ "closure-${baseNameOf path}" path ]) checked.rootPaths; } "";
 
     # pkgs/build-support/mkshell/default.nix (stored copy 07c91341)
     mkShell = args:
       let
         fn = "pkgs.mkShell";
-        checked = checkArgs { inherit fn; source = "pkgs/build-support/mkshell/default.nix"; optional = mkShellArgs ++ mkDerivationAttrs; envVars = true; } args;
+        checked = checkSig "mkShell" args;
         inputsFrom = checked.inputsFrom or [ ];
         mergeInputs = attr: (checked.${attr} or [ ]) ++ lib.subtractLists inputsFrom (lib.flatten (lib.catAttrs attr (map (drv: drv.drvAttrs or { }) inputsFrom)));
       in
@@ -332,13 +335,7 @@ let
     fetchurl = args:
       let
         fn = "pkgs.fetchurl";
-        checked = checkArgs
-          {
-            inherit fn;
-            source = "pkgs/build-support/fetchurl/default.nix";
-            optional = [ "url" "urls" "name" "pname" "version" "hash" "sha256" "sha1" "sha512" "md5" "outputHash" "outputHashAlgo" "recursiveHash" "downloadToTemp" "postFetch" "executable" "curlOpts" "curlOptsList" "netrcPhase" "netrcImpureEnvVars" "showURLs" "preferLocalBuild" "meta" "passthru" "nativeBuildInputs" "impureEnvVars" "mirrorsFile" "resolvedUrl" ];
-          }
-          args;
+        checked = checkSig "fetchurl" args;
         url = checked.url or (lib.head (checked.urls or (throw "${fn}: needs `url` or `urls`")));
       in
       assert lib.assertMsg (checked ? hash || checked ? sha256 || checked ? sha512 || checked ? sha1 || checked ? outputHash) "${fn} ${url}: no hash given";
@@ -354,7 +351,6 @@ let
     # with a published summary of the signature).
     dockerTools =
       let
-        streamArgs = [ "name" "tag" "fromImage" "contents" "config" "architecture" "created" "mtime" "uid" "gid" "uname" "gname" "maxLayers" "extraCommands" "fakeRootCommands" "enableFakechroot" "includeStorePaths" "includeNixDB" "passthru" "meta" "layeringPipeline" "debug" ];
         # Keys of the image `config` object: OCI image-spec config.md ("config"
         # field) plus Docker's Healthcheck/OnBuild/Shell/StopTimeout/ArgsEscaped.
         # nixpkgs copies `config` into the image JSON unchecked; a misspelt key
@@ -363,7 +359,8 @@ let
         image = kind: args:
           let
             fn = "pkgs.dockerTools.${kind}";
-            checked = checkArgs { inherit fn; source = "pkgs/build-support/docker/default.nix"; required = [ "name" ]; optional = streamArgs; } args;
+            # buildLayeredImage takes the same arguments (it streams into a file).
+            checked = checkSig "streamLayeredImage" args;
             config = checkArgs { fn = "${fn} ${checked.name}: config"; source = "the OCI image config"; optional = configKeys; } (checked.config or { });
             baseName = baseNameOf checked.name;
             conf = writeText "${baseName}-conf.json" (builtins.toJSON {
