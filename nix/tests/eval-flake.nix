@@ -134,6 +134,18 @@ let
         craneLib = standIns.crane.mkLib (import ./stubs/nixpkgs { system = head systems; });
       })} crane functions match CRANE_SRC";
 
+  # With a `nixpkgs` search path entry (NIXPKGS_SRC, a full nixpkgs tree), the
+  # nixpkgs stand-ins are compared with it (nixpkgs-signatures.nix).
+  nixpkgsEntries = filter (e: e.prefix == "nixpkgs") nixPath;
+  nixpkgsSignatures =
+    if nixpkgsEntries == [ ] then "not checked (NIXPKGS_SRC not set)"
+    else
+      import ./nixpkgs-signatures.nix {
+        inherit lib;
+        nixpkgsSrc = (head nixpkgsEntries).path;
+        system = head systems;
+      };
+
   summary =
     if unknownOutputs != [ ] then
       throw "flake output(s) ${toString unknownOutputs} are not evaluated by nix/tests/eval-flake.nix; add them there"
@@ -145,8 +157,8 @@ let
 in
 {
   # Outputs evaluated per system, after forcing every one of them, and the
-  # result of the crane signature comparison.
-  summary = summary // { inherit craneSignatures; };
+  # results of the crane and nixpkgs signature comparisons.
+  summary = summary // { inherit craneSignatures nixpkgsSignatures; };
 
   # The attribute names of checks.<system>, per system (for comparing with
   # scripts/check's stages). Nothing is forced but the names.

@@ -12,7 +12,7 @@
 #   - each builder below takes exactly the arguments of the real function (source
 #     file named next to it) and returns a fake derivation whose outPath/drvPath
 #     force all its arguments (nix/tests/stubs/derivation.nix).
-#   - package attributes come from the explicit list `packageNames`; any other
+#   - package attributes come from the explicit list in stubs/nixpkgs-packages.nix; any other
 #     name is a missing attribute, as in nixpkgs.
 # Signature sources: NixOS/nixpkgs at the locked rev 104240a772428cc2e20d8fd86c9ddbb886bbaff2
 # was not readable here; signatures were read from the stored NixOS/nixpkgs copies
@@ -45,75 +45,10 @@ let
 
   platform = lib.systems.elaborate system;
 
-  # Package attributes the flake may use. Each was checked to exist in nixpkgs
-  # (pkgs/by-name/<xx>/<name>/package.nix in a stored 2025/2026 copy, or a
-  # long-standing top-level attribute of pkgs/top-level/all-packages.nix:
-  # knowledge). Add a name here, with how you checked it, when the flake starts
-  # using a new package. Specs: version, outputs, meta, override arguments.
-  packageNames = {
-    # by-name, checked in the stored copy
-    cargo-audit = { };
-    cargo-nextest = { };
-    deadnix = { };
-    jq = { };
-    kind = { };
-    kubectl = { };
-    kubeconform = { };
-    nixpkgs-fmt = { };
-    skopeo = { };
-    cacert = { };
-    actionlint = { };
-    checkov = { };
-    wrk = { };
-    haproxy = { };
-    # pkgs/by-name/pr/prometheus/package.nix (stored copy e92b6585): outputs out, doc, cli
-    prometheus = { outputs = [ "out" "doc" "cli" ]; mainProgram = "prometheus"; };
-    # pkgs/by-name/re/redis/package.nix (stored copy 02d79c9c): the override
-    # arguments and meta.license are what nix/images.nix reads.
-    redis = {
-      version = "8.0.3";
-      mainProgram = "redis-cli";
-      license = lib.licenses.agpl3Only;
-      overrideSignature = "redisOverride";
-    };
-    # long-standing top-level attributes (knowledge)
-    bash = { };
-    nix = { };
-    nginx = { };
-    bashInteractive = { mainProgram = "bash"; };
-    binutils-unwrapped = { };
-    bintools = { };
-    coreutils = { };
-    curl = { outputs = [ "bin" "dev" "out" "man" "devdoc" ]; };
-    diffutils = { };
-    findutils = { };
-    gawk = { };
-    git = { };
-    gnugrep = { mainProgram = "grep"; };
-    gnused = { mainProgram = "sed"; };
-    gnutar = { mainProgram = "tar"; };
-    gzip = { };
-    libiconv = { };
-    libsecret = { };
-    lndir = { };
-    makeWrapper = { };
-    autoPatchelfHook = { };
-    openssl = { outputs = [ "bin" "out" "dev" "man" "doc" ]; };
-    shellcheck = { };
-    zlib = { };
-    gccForLibs = { outputs = [ "out" "lib" ]; };
-    cargo = { };
-    rustc = { };
-    clippy = { };
-    rustfmt = { };
-  };
+  # The package attributes that exist, with what the stand-ins need to know
+  # about them: stubs/nixpkgs-packages.nix.
+  inherit (import ./nixpkgs-packages.nix { inherit lib; }) packageNames pythonPackageNames;
 
-  # Python packages used through python3.withPackages / python3Packages:
-  # pkgs/development/python-modules/<name> (schemathesis checked in a stored copy;
-  # pyyaml, pytest, jsonschema, requests: knowledge), kubernetes-validate from
-  # pkgs/top-level/python-packages.nix (`callPackage ../by-name/ku/kubernetes-validate/unwrapped.nix`,
-  # stored copy).
-  pythonPackageNames = [ "pyyaml" "pytest" "jsonschema" "requests" "schemathesis" "kubernetes-validate" ];
 
   # --- derivations ------------------------------------------------------------
 
