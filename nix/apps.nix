@@ -3,12 +3,23 @@
 # environment.
 { lib, pkgs, python, nixpkgs, kubenix, images, manifests }:
 let
-  # "<name> <image name> <tag> <stream script>" per image, one per line.
+  names = [ "api-gateway" "user-service" "redis" ];
+
+  # deploy-dev: "<name> <image name> <tag> <stream script>" per image of this
+  # machine's platform, one per line.
   imageLines = lib.concatMapStrings
     (name:
       let image = images.${name};
       in "${name} ${image.imageName} ${image.imageTag} ${image}\n")
-    [ "api-gateway" "user-service" "redis" ];
+    names;
+
+  # push-images: "<name> <image name> <index tag> <arch>=<stream script>..." per
+  # image, one per line: the members of each published multi-platform image.
+  indexLines = lib.concatMapStrings
+    (name: "${name} ${images.${name}.imageName} ${images.indexTags.${name}}${
+      lib.concatMapStrings (arch: " ${arch}=${images.byPlatform.${arch}.${name}}")
+        (builtins.attrNames images.byPlatform)}\n")
+    names;
 in
 {
   deploy-dev = pkgs.writeShellApplication {
@@ -25,9 +36,9 @@ in
 
   push-images = pkgs.writeShellApplication {
     name = "push-images";
-    meta.description = "Push the three images with skopeo: nix run .#push-images -- REGISTRY [EXTRA_TAG...]";
-    runtimeInputs = with pkgs; [ skopeo coreutils ];
-    runtimeEnv.UP_IMAGES = imageLines;
+    meta.description = "Push the three images, each an index of its amd64 and arm64 images: nix run .#push-images -- REGISTRY [EXTRA_TAG...]";
+    runtimeInputs = with pkgs; [ skopeo manifest-tool coreutils ];
+    runtimeEnv.UP_IMAGE_INDEXES = indexLines;
     text = builtins.readFile ./push-images.sh;
   };
 

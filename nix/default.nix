@@ -26,12 +26,37 @@ let
   # promtool lives in the `cli` output of nixpkgs' prometheus.
   promtool = pkgs.prometheus.cli or pkgs.prometheus;
 
-  rust = import ./package.nix { inherit lib craneLib muslTarget; };
+  # The platforms the images are published for (OCI architecture names), all built
+  # on this machine: for the other CPU Rust cross-compiles the static binary, linked
+  # with nixpkgs' cross compiler driver, and nixpkgs cross-compiles Redis.
+  platforms = {
+    amd64 = { cpu = "x86_64"; crossPkgs = pkgs.pkgsCross.gnu64; };
+    arm64 = { cpu = "aarch64"; crossPkgs = pkgs.pkgsCross.aarch64-multiplatform; };
+  };
+  hostCpu = pkgs.stdenv.hostPlatform.parsed.cpu.name;
+  native = lib.findFirst (arch: platforms.${arch}.cpu == hostCpu)
+    (throw "users-platform: no image platform for ${system}")
+    (builtins.attrNames platforms);
+
+  rustFor = arch: { cpu, crossPkgs }:
+    let cc = crossPkgs.stdenv.cc;
+    in import ./package.nix {
+      inherit lib craneLib;
+      target = "${cpu}-unknown-linux-musl";
+      linker = if arch == native then null else "${cc}/bin/${cc.targetPrefix}cc";
+    };
+  rustByPlatform = lib.mapAttrs rustFor platforms;
+  rust = rustByPlatform.${native};
 
   images = import ./images.nix {
-    inherit lib;
-    inherit (pkgs) dockerTools redis linkFarm;
-    inherit (rust) users-platform;
+    inherit lib native;
+    inherit (pkgs) dockerTools linkFarm;
+    platforms = lib.mapAttrs
+      (arch: { crossPkgs, ... }: {
+        inherit (rustByPlatform.${arch}) users-platform;
+        redis = if arch == native then pkgs.redis else crossPkgs.redis;
+      })
+      platforms;
   };
 
   manifests = import ./manifests.nix {
@@ -57,6 +82,8 @@ in
   packages = {
     inherit (rust) users-platform;
     default = rust.users-platform;
+    users-platform-amd64 = rustByPlatform.amd64.users-platform;
+    users-platform-arm64 = rustByPlatform.arm64.users-platform;
     api-gateway-image = images.api-gateway;
     user-service-image = images.user-service;
     redis-image = images.redis;

@@ -1,10 +1,15 @@
-# The three OCI images, as dockerTools streams: `./result | docker load`, or
-# `./result > image.tar`. No base image, no shell, no package manager: each image
-# holds one program's closure. The tag is left to dockerTools (null), so it is
-# the hash of the image's configuration derivation: the same inputs always give
-# the same tag and the same bytes. `created` keeps its default (the epoch), so no
-# date or commit hash ends up inside an image.
-{ lib, dockerTools, redis, linkFarm, users-platform }:
+# The three OCI images for every platform, as dockerTools streams:
+# `./result | docker load`, or `./result > image.tar`. No base image, no shell, no
+# package manager: each image holds one program's closure. The tag is left to
+# dockerTools (null), so it is the hash of the image's configuration derivation:
+# the same inputs always give the same tag and the same bytes. `created` keeps its
+# default (the epoch), so no date or commit hash ends up inside an image.
+#
+# `platforms.<arch>` (amd64, arm64: OCI architecture names) holds that platform's
+# users-platform binary and redis package, all built on this machine; `native` is
+# this machine's arch. A published image is an OCI index of one image per platform
+# (nix/push-images.sh); its tag is derived from its members' tags (indexTags).
+{ lib, dockerTools, linkFarm, platforms, native }:
 let
   source = "https://github.com/users-platform/users-platform";
   uid = "10001";
@@ -26,9 +31,10 @@ let
   # One image per deployment target of the binary. The static musl binary has an
   # empty runtime closure, so the image is that one store path plus the
   # /bin/users-platform symlink.
-  serviceImage = { name, port, description }:
+  serviceImage = { architecture, users-platform, name, port, description }:
     dockerTools.streamLayeredImage {
       name = "${repository}/${name}";
+      inherit architecture;
       contents = [ users-platform ];
       config = {
         Entrypoint = [ "/bin/users-platform" ];
@@ -49,69 +55,95 @@ let
   # fenced by NetworkPolicies), which also keeps OpenSSL out of the image.
   # The upstream test suite is skipped: it takes longer than everything else in
   # this flake together, and the same sources are tested by nixpkgs' own builds.
-  redisOverridable = lib.functionArgs redis.override;
-  redisServer =
-    assert lib.assertMsg (redisOverridable ? withSystemd)
+  redisServerOf = redis:
+    let overridable = lib.functionArgs redis.override;
+    in
+    assert lib.assertMsg (overridable ? withSystemd)
       "nixpkgs' redis no longer takes `withSystemd`; update nix/images.nix";
     (redis.override ({ withSystemd = false; }
-      // lib.optionalAttrs (redisOverridable ? tlsSupport) { tlsSupport = false; })).overrideAttrs (_: {
+      // lib.optionalAttrs (overridable ? tlsSupport) { tlsSupport = false; })).overrideAttrs (_: {
       doCheck = false;
     });
 
-  redisLicenses = lib.concatMapStringsSep " OR "
-    (license: license.spdxId or "LicenseRef-${license.shortName or "unknown"}")
-    (lib.toList redisServer.meta.license);
-
-  redisImage = dockerTools.streamLayeredImage {
-    name = "${repository}/redis";
-    contents = [ redisServer ];
-    # /data is the only writable path the server needs (RDB/AOF files). It is
-    # owned by the runtime uid so the image also works without a volume; in
-    # Kubernetes a PVC or emptyDir is mounted there (fsGroup 10001).
-    fakeRootCommands = ''
-      mkdir -p data
-      chown ${uid}:${uid} data
-      chmod 0750 data
-    '';
-    config = {
-      # Configuration comes from arguments: Kubernetes replaces Cmd with its own
-      # `args` (e.g. adding --requirepass). Protected mode stays on, so the
-      # defaults below only accept local connections until a password is set.
-      Entrypoint = [ "/bin/redis-server" ];
-      Cmd = [ "--dir" "/data" "--appendonly" "yes" "--port" "6379" ];
-      User = "${uid}:${uid}";
-      WorkingDir = "/data";
-      Volumes."/data" = { };
-      ExposedPorts."6379/tcp" = { };
-      Labels = labels {
-        title = "redis";
-        inherit (redisServer) version;
-        licenses = redisLicenses;
-        description = "Redis server for users-platform (nixpkgs redis, no systemd, no TLS)";
+  redisImage = architecture: redis:
+    let
+      redisServer = redisServerOf redis;
+      licenses = lib.concatMapStringsSep " OR "
+        (license: license.spdxId or "LicenseRef-${license.shortName or "unknown"}")
+        (lib.toList redisServer.meta.license);
+    in
+    dockerTools.streamLayeredImage {
+      name = "${repository}/redis";
+      inherit architecture;
+      contents = [ redisServer ];
+      # /data is the only writable path the server needs (RDB/AOF files). It is
+      # owned by the runtime uid so the image also works without a volume; in
+      # Kubernetes a PVC or emptyDir is mounted there (fsGroup 10001).
+      fakeRootCommands = ''
+        mkdir -p data
+        chown ${uid}:${uid} data
+        chmod 0750 data
+      '';
+      config = {
+        # Configuration comes from arguments: Kubernetes replaces Cmd with its own
+        # `args` (e.g. adding --requirepass). Protected mode stays on, so the
+        # defaults below only accept local connections until a password is set.
+        Entrypoint = [ "/bin/redis-server" ];
+        Cmd = [ "--dir" "/data" "--appendonly" "yes" "--port" "6379" ];
+        User = "${uid}:${uid}";
+        WorkingDir = "/data";
+        Volumes."/data" = { };
+        ExposedPorts."6379/tcp" = { };
+        Labels = labels {
+          title = "redis";
+          inherit licenses;
+          inherit (redisServer) version;
+          description = "Redis server for users-platform (nixpkgs redis, no systemd, no TLS)";
+        };
       };
     };
+
+  imagesFor = architecture: { users-platform, redis }: {
+    api-gateway = serviceImage {
+      inherit architecture users-platform;
+      name = "api-gateway";
+      port = 3000;
+      description = "users-platform api-gateway: public HTTP API in front of the user-service";
+    };
+    user-service = serviceImage {
+      inherit architecture users-platform;
+      name = "user-service";
+      port = 3001;
+      description = "users-platform user-service: user storage API backed by Redis";
+    };
+    redis = redisImage architecture redis;
   };
 
-  api-gateway = serviceImage {
-    name = "api-gateway";
-    port = 3000;
-    description = "users-platform api-gateway: public HTTP API in front of the user-service";
-  };
+  byPlatform = lib.mapAttrs imagesFor platforms;
+  names = [ "api-gateway" "user-service" "redis" ];
+  archs = builtins.attrNames platforms;
 
-  user-service = serviceImage {
-    name = "user-service";
-    port = 3001;
-    description = "users-platform user-service: user storage API backed by Redis";
-  };
+  # The tag of a published (multi-platform) image: the first 32 hex digits of the
+  # SHA-256 of its members' lines "<arch>=<member tag>\n", archs sorted. Member
+  # tags are content hashes, so the index tag is one too: the same members always
+  # give the same tag, and any change to any platform's image gives a new one.
+  indexTag = name: builtins.substring 0 32 (builtins.hashString "sha256"
+    (lib.concatMapStrings
+      (arch: "${arch}=${builtins.unsafeDiscardStringContext byPlatform.${arch}.${name}.imageTag}\n")
+      archs));
 in
 {
-  inherit repository api-gateway user-service redisServer;
-  redis = redisImage;
+  inherit repository byPlatform native;
+  # This machine's images (deploy-dev loads them into kind).
+  inherit (byPlatform.${native}) api-gateway user-service redis;
+  indexTags = lib.genAttrs names indexTag;
 
-  # `nix build .#images`: one derivation with the three image streams.
-  all = linkFarm "users-platform-images" [
-    { name = "api-gateway"; path = api-gateway; }
-    { name = "user-service"; path = user-service; }
-    { name = "redis"; path = redisImage; }
-  ];
+  # `nix build .#images`: every image stream, `<name>` for this machine's platform
+  # and `<name>-<arch>` for each platform.
+  all = linkFarm "users-platform-images" (
+    map (name: { inherit name; path = byPlatform.${native}.${name}; }) names
+    ++ lib.concatMap
+      (arch: map (name: { name = "${name}-${arch}"; path = byPlatform.${arch}.${name}; }) names)
+      archs
+  );
 }

@@ -9,16 +9,17 @@
 # render by scripts/check-k8s, which the flake's `k8s` check runs.
 { lib, pkgs, python, kubenix, images }:
 let
-  # "ghcr.io/users-platform/api-gateway:<hash>". The tag is the hash of the
-  # image's configuration derivation, known at evaluation time; its string
-  # context is dropped so rendering manifests never builds an image.
-  refOf = image: "${image.imageName}:${builtins.unsafeDiscardStringContext image.imageTag}";
+  names = [ "api-gateway" "user-service" "redis" ];
 
-  imageRefs = {
-    api-gateway = refOf images.api-gateway;
-    user-service = refOf images.user-service;
-    redis = refOf images.redis;
-  };
+  # "ghcr.io/users-platform/api-gateway:<index tag>": the multi-platform image
+  # push-images publishes, whose tag is known at evaluation time (images.nix), so
+  # rendering manifests never builds an image.
+  imageRefs = lib.genAttrs names (name: "${images.${name}.imageName}:${images.indexTags.${name}}");
+
+  # This machine's images under their own tags: what deploy-dev loads into kind,
+  # without a registry. The string context is dropped for the same reason.
+  nativeRefs = lib.genAttrs names (name:
+    "${images.${name}.imageName}:${builtins.unsafeDiscardStringContext images.${name}.imageTag}");
 
   objectsFor = env: refs: import ../k8s {
     inherit lib env;
@@ -57,7 +58,7 @@ let
   # it waits for and where the gateway is. Same objects as packages.manifests-dev.
   deployDev =
     let
-      objects = objectsFor "dev" imageRefs;
+      objects = objectsFor "dev" nativeRefs;
       namespaces = builtins.filter (o: o.kind == "Namespace") objects;
       rest = builtins.filter (o: o.kind != "Namespace") objects;
       core = builtins.filter isBuiltin rest;

@@ -1,5 +1,8 @@
-# The users-platform binary, built with crane as a static musl executable.
-{ lib, craneLib, muslTarget }:
+# The users-platform binary, built with crane as a static musl executable for
+# `target` (x86_64- or aarch64-unknown-linux-musl). The target need not be this
+# machine's: Rust cross-compiles, and a foreign target only needs `linker`, a C
+# compiler driver for that CPU (Rust brings musl's libc and start files itself).
+{ lib, craneLib, target, linker ? null }:
 let
   root = ../.;
 
@@ -23,11 +26,13 @@ let
     inherit (crate) pname version;
     strictDeps = true;
 
-    # crane's cross-musl recipe: build for the musl target of this machine and
-    # link the C runtime statically. Host artifacts (build scripts, proc
+    # crane's cross-musl recipe: build for the musl target and link the C
+    # runtime statically. Host artifacts (build scripts, proc
     # macros) are unaffected because the target is explicit.
-    CARGO_BUILD_TARGET = muslTarget;
+    CARGO_BUILD_TARGET = target;
     CARGO_BUILD_RUSTFLAGS = "-C target-feature=+crt-static";
+  } // lib.optionalAttrs (linker != null) {
+    "CARGO_TARGET_${lib.toUpper (builtins.replaceStrings [ "-" ] [ "_" ] target)}_LINKER" = linker;
   };
 
   # Dependencies only, built once in release mode and shared by the package,
