@@ -160,6 +160,10 @@ in
   # results of the crane and nixpkgs signature comparisons.
   summary = summary // { inherit craneSignatures nixpkgsSignatures; };
 
+  # The flake's outputs as evaluated here, for looking into a stand-in's result:
+  # nix-instantiate --eval ... -A outputs.packages.x86_64-linux.default.drvAttrs
+  inherit outputs;
+
   # The attribute names of checks.<system>, per system (for comparing with
   # scripts/check's stages). Nothing is forced but the names.
   checkNames = lib.genAttrs systems (system: attrNames outputs.checks.${system});

@@ -27,6 +27,7 @@
     checkov = { };
     wrk = { };
     haproxy = { };
+    manifest-tool = { };
     # pkgs/by-name/pr/prometheus/package.nix (stored copy e92b6585): outputs out, doc, cli
     prometheus = { outputs = [ "out" "doc" "cli" ]; mainProgram = "prometheus"; };
     # pkgs/by-name/re/redis/package.nix (stored copy 02d79c9c): the override

@@ -19,11 +19,12 @@
 # named next to each function (commit given), which agree with the nixpkgs
 # unstable of 2026 as far as I know; where marked "knowledge" they are from my
 # knowledge of nixpkgs, not from a file.
-{ lib, system, overlays }:
+{ lib, system, overlays, crossSystem ? null }:
 let
   inherit (builtins) elem isAttrs isFunction isList isString;
 
-  stubs = import ./derivation.nix { inherit lib system; };
+  # Fake store paths differ between a native and a cross instance.
+  stubs = import ./derivation.nix { inherit lib; system = if isCross then "${system}>${platform.config}" else system; };
   inherit (stubs) checkArgs checkDrvAttrs mkDrv isDerivation mkDerivationAttrs;
 
   # The argument lists, with their sources: stubs/nixpkgs-signatures.nix.
@@ -43,7 +44,13 @@ let
       }
       args;
 
-  platform = lib.systems.elaborate system;
+  # Native, or cross-compiling from `system` to `crossSystem` (pkgsCross.<name>
+  # is this file again with crossSystem = lib.systems.examples.<name>, as in
+  # nixpkgs' pkgs/top-level/stage.nix). A crossSystem equal to the build
+  # platform is a native instance, as in nixpkgs.
+  buildPlatform = lib.systems.elaborate system;
+  platform = if crossSystem == null then buildPlatform else lib.systems.elaborate crossSystem;
+  isCross = platform.config != buildPlatform.config;
 
   # The package attributes that exist, with what the stand-ins need to know
   # about them: stubs/nixpkgs-packages.nix.
@@ -364,7 +371,7 @@ let
       stdenvFor = fn: extra: mkDrv { inherit fn; name = "stdenv-linux"; args = { }; } // {
         mkDerivation = mkDerivationWith "${fn}.mkDerivation";
         hostPlatform = platform;
-        buildPlatform = platform;
+        inherit buildPlatform;
         targetPlatform = platform;
         inherit system;
         inherit (platform) isLinux isDarwin;
@@ -378,7 +385,7 @@ let
       lib = lib;
       inherit system;
       hostPlatform = platform;
-      buildPlatform = platform;
+      inherit buildPlatform;
       targetPlatform = platform;
       # nixpkgs' own tree: rust-overlay only interpolates paths below it into
       # build scripts, so a store-path-like string is enough.
@@ -387,7 +394,10 @@ let
       callPackage = lib.callPackageWith final;
       newScope = extra: lib.callPackageWith (final // extra);
       stdenv = stdenvFor "stdenv" {
-        cc = package "gcc-wrapper" { } // {
+        # The C compiler driver: for a cross instance, prefixed with the target
+        # triple (pkgs/build-support/cc-wrapper, knowledge).
+        cc = package (lib.optionalString isCross "${platform.config}-" + "gcc-wrapper") { } // {
+          targetPrefix = lib.optionalString isCross "${platform.config}-";
           bintools = package "binutils-wrapper" { } // {
             expandResponseParams = package "expand-response-params" { };
             shell = final.runtimeShell;
@@ -398,7 +408,12 @@ let
         };
       };
       stdenvNoCC = stdenvFor "stdenvNoCC" { cc = null; };
-      # Native builds only: every splice of pkgs is pkgs itself.
+      # pkgsCross.<name>: nixpkgs for lib.systems.examples.<name>, with the same
+      # overlays; a name that is not an example is a missing attribute.
+      pkgsCross = lib.mapAttrs
+        (_: example: import ./pkgs.nix { inherit lib system overlays; crossSystem = example; })
+        lib.systems.examples;
+      # Splices are not modelled: every one of them is this pkgs itself.
       buildPackages = final;
       pkgsBuildBuild = final;
       pkgsBuildHost = final;
