@@ -9,16 +9,15 @@
 #     resolves rust-toolchain.toml against the overlay's release manifests; an
 #     unknown channel, component or target fails).
 #   - `pkgs.lib` is the real nixpkgs lib (nix/tests/stubs/lib.nix).
-#   - each builder below takes exactly the arguments of the real function (source
-#     file named next to it) and returns a fake derivation whose outPath/drvPath
-#     force all its arguments (nix/tests/stubs/derivation.nix).
-#   - package attributes come from the explicit list in stubs/nixpkgs-packages.nix; any other
-#     name is a missing attribute, as in nixpkgs.
-# Signature sources: NixOS/nixpkgs at the locked rev 104240a772428cc2e20d8fd86c9ddbb886bbaff2
-# was not readable here; signatures were read from the stored NixOS/nixpkgs copies
-# named next to each function (commit given), which agree with the nixpkgs
-# unstable of 2026 as far as I know; where marked "knowledge" they are from my
-# knowledge of nixpkgs, not from a file.
+#   - each builder below takes exactly the arguments of the real function (the
+#     lists, and the nixpkgs file and copy each was read from, are in
+#     stubs/nixpkgs-signatures.nix) and returns a fake derivation whose
+#     outPath/drvPath force all its arguments (stubs/derivation.nix).
+#   - package attributes come from the explicit list in stubs/nixpkgs-packages.nix;
+#     any other name is a missing attribute, as in nixpkgs.
+#   - pkgsCross.<example> is the same stand-in for a cross instance.
+# With NIXPKGS_SRC (a real nixpkgs tree), nix/tests/nixpkgs-signatures.nix
+# compares both lists with the real pkgs.
 { lib, system, overlays, crossSystem ? null }:
 let
   inherit (builtins) elem isAttrs isFunction isList isString;
@@ -55,7 +54,6 @@ let
   # The package attributes that exist, with what the stand-ins need to know
   # about them: stubs/nixpkgs-packages.nix.
   inherit (import ./nixpkgs-packages.nix { inherit lib; }) packageNames pythonPackageNames;
-
 
   # --- derivations ------------------------------------------------------------
 
