@@ -20,6 +20,7 @@ let
 
   real = import nixpkgsSrc { inherit system; config = { }; overlays = [ ]; };
   signatures = import ./stubs/nixpkgs-signatures.nix;
+  stubs = import ./stubs/derivation.nix { inherit lib system; };
   inherit (import ./stubs/nixpkgs-packages.nix { inherit lib; }) packageNames pythonPackageNames;
 
   sorted = lib.sort lib.lessThan;
@@ -31,14 +32,18 @@ let
       f = lib.attrByPath sig.attrPath null real;
       args = lib.functionArgs f;
       names = attrNames args;
-      accepted = sig.required ++ sig.optional ++ (sig.extra or [ ]);
+      # What the stand-in accepts (stubs/pkgs.nix checkSig): with `...`, also the
+      # mkDerivation attributes and ALL_CAPS environment variables.
+      accepts = arg:
+        elem arg (sig.required ++ sig.optional ++ (sig.extra or [ ]))
+        || (sig.rest or false) && (elem arg stubs.mkDerivationAttrs || stubs.isEnvVarName arg);
       withDefault = filter (arg: args.${arg}) names;
       withoutDefault = filter (arg: !args.${arg}) names;
     in
     if f == null then [ "${where} does not exist" ]
     else if names == [ ] then [ "${where} has no named arguments to compare (not an attribute-set pattern?)" ]
     else
-      map (arg: "${where}: the real function takes `${arg}`, the stand-in rejects it") (filter (arg: !(elem arg accepted)) names)
+      map (arg: "${where}: the real function takes `${arg}`, the stand-in rejects it") (filter (arg: !(accepts arg)) names)
       ++ lib.optionals (!(sig.rest or false) && !(sig.loose or false))
         (map (arg: "${where}: the stand-in accepts `${arg}`, the real function does not take it") (filter (arg: !(elem arg names)) (sig.required ++ sig.optional)))
       ++ lib.optional (!(sig.override or false) && !(sig.loose or false) && sorted withoutDefault != sorted sig.required)

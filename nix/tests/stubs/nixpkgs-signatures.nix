@@ -60,7 +60,10 @@
     optional = [ "url" "urls" "name" "pname" "version" "hash" "sha256" "sha1" "sha512" "md5" "outputHash" "outputHashAlgo" "recursiveHash" "downloadToTemp" "postFetch" "executable" "curlOpts" "curlOptsList" "netrcPhase" "netrcImpureEnvVars" "showURLs" "preferLocalBuild" "meta" "passthru" "nativeBuildInputs" "impureEnvVars" "mirrorsFile" "resolvedUrl" ];
     # Only rust-overlay calls it (url, sha256, name); the list is from
     # knowledge, so only "the stand-in accepts every real argument" is compared.
+    # Recent fetchurl is built with lib.extendMkDerivation and passes the rest
+    # to mkDerivation.
     loose = true;
+    rest = true;
     source = "pkgs/build-support/fetchurl/default.nix (knowledge)";
   };
   streamLayeredImage = {
