@@ -6,6 +6,9 @@
   - every alert is covered by the promtool tests: firing with severity and all three annotations,
     and silent one evaluation interval before, in the same test;
   - every alert appears in docs/monitoring.md's alert table;
+  - every selector of every rule is scoped to one namespace (an equality matcher on `namespace`,
+    or on `exported_namespace` for ingress-nginx's series), so another namespace's job,
+    container or HPA of the same name can neither fire an alert nor mask an absent();
   - the dashboard: unique panel ids, no overlapping panels, every query on the ${datasource}
     template variable.
 
@@ -18,6 +21,9 @@ import unicodedata
 from pathlib import Path
 
 import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from promql_names import selectors  # noqa: E402
 
 RUNBOOK_PREFIX = "https://github.com/users-platform/users-platform/blob/main/docs/runbook.md#"
 SEVERITIES = {"page", "ticket", "warning"}
@@ -81,6 +87,23 @@ def check_alerts(rules, runbook_md):
             elif url[len(RUNBOOK_PREFIX):] not in anchors:
                 error(f"{name}: runbook_url anchor #{url[len(RUNBOOK_PREFIX):]} is not a heading of docs/runbook.md")
     return alerts
+
+
+SCOPE_LABELS = ("namespace", "exported_namespace")
+
+
+def check_scoped(rules):
+    scopes = set()
+    for group in rules["groups"]:
+        for rule in group["rules"]:
+            name = rule.get("alert") or rule.get("record")
+            for sel in selectors(rule["expr"]):
+                scope = [sel.equal[k] for k in SCOPE_LABELS if sel.equal.get(k)]
+                if not scope:
+                    error(f"{name}: selector {sel.name} is not scoped to a namespace ({' or '.join(SCOPE_LABELS)}=\"...\")")
+                scopes.update(scope)
+    if len(scopes) > 1:
+        error(f"rules are scoped to several namespaces: {sorted(scopes)}")
 
 
 def check_tests(alerts, tests_dir):
@@ -151,6 +174,7 @@ def main():
     rules_yml, dashboard_json, tests_dir, runbook_md, monitoring_md = sys.argv[1:6]
     rules = yaml.safe_load(Path(rules_yml).read_text())
     alerts = check_alerts(rules, Path(runbook_md).read_text())
+    check_scoped(rules)
     check_tests(alerts, Path(tests_dir))
     check_docs(alerts, Path(monitoring_md).read_text())
     check_dashboard(json.loads(Path(dashboard_json).read_text()))
@@ -158,7 +182,8 @@ def main():
         print(f"check_static: {e}", file=sys.stderr)
     if errors:
         return 1
-    print(f"check_static: {len(alerts)} alerts with runbook sections, tests and docs; dashboard ok")
+    print(f"check_static: {len(alerts)} alerts with runbook sections, tests and docs; every selector "
+          "scoped to the namespace; dashboard ok")
     return 0
 
 
