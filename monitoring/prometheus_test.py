@@ -164,7 +164,7 @@ def dashboard_exprs(dashboard):
 
 def grafana_to_promql(expr):
     """Replace the Grafana variables the dashboard uses by what Grafana would send."""
-    return expr.replace("$__rate_interval", "1m").replace("${datasource}", "")
+    return expr.replace("$__rate_interval", "1m").replace("${datasource}", "").replace("$namespace", NAMESPACE)
 
 
 # ---- the stack ---------------------------------------------------------------------------------

@@ -13,7 +13,7 @@
 # Documentation: docs/monitoring.md (SLOs, alert table), docs/runbook.md (one section per alert).
 {
   # The platform's namespace (k8s: usersPlatform.namespace).
-  namespace ? "users-platform-prod"
+  namespace ? (import ./common.nix).defaultNamespace
   # Name of the api-gateway Ingress ("" = no Ingress: no ingress SLI rules).
 , ingressName ? "api-gateway"
   # Label holding the Ingress' namespace on ingress-nginx metrics (k8s: monitoring.ingressNamespaceLabel).

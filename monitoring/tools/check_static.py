@@ -9,7 +9,7 @@
   - every selector of every rule is scoped to one namespace (an equality matcher on `namespace`,
     or on `exported_namespace` for ingress-nginx's series), so another namespace's job,
     container or HPA of the same name can neither fire an alert nor mask an absent();
-  - the dashboard: unique panel ids, no overlapping panels, every query on the ${datasource}
+  - the dashboard: every selector scoped to the `namespace` template variable, unique panel ids, no overlapping panels, every query on the ${datasource}
     template variable.
 
 Usage: check_static.py RULES_YML DASHBOARD_JSON TESTS_DIR RUNBOOK_MD MONITORING_MD
@@ -147,6 +147,8 @@ def check_dashboard(dashboard):
     names = [v.get("name") for v in dashboard.get("templating", {}).get("list", [])]
     if "datasource" not in names:
         error("dashboard: no `datasource` template variable")
+    if "namespace" not in names:
+        error("dashboard: no `namespace` template variable")
     for panel in dashboard["panels"]:
         pid, title = panel["id"], panel.get("title")
         if pid in ids:
@@ -168,6 +170,9 @@ def check_dashboard(dashboard):
         for target in panel.get("targets", []):
             if target.get("datasource", {}).get("uid") != "${datasource}":
                 error(f"dashboard: a query of {title!r} does not use the ${{datasource}} variable")
+            for sel in selectors(target.get("expr", "").replace("$__rate_interval", "1m")):
+                if sel.equal.get("namespace") != "$namespace":
+                    error(f"dashboard: selector {sel.name} in {title!r} is not scoped to namespace=\"$namespace\"")
 
 
 def main():
