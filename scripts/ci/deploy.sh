@@ -19,6 +19,7 @@
 #                      take. Required unless SMOKE_ALLOW_PORT_FORWARD=true (local use only: a
 #                      port-forward passes while no client can connect).
 #   SMOKE_WRITE        true: the smoke test also creates and deletes a user
+#   SMOKE_READY_TIMEOUT seconds the smoke test waits for the first 200 (default 60)
 #   ROLLOUT_TIMEOUT    deadline of the (parallel) rollout waits, and again of the rollback's
 #                      (default 300s)
 #   STEP_TIMEOUT_MINUTES  the workflow step's timeout-minutes; the deploy refuses to start when
@@ -46,18 +47,21 @@ fi
 # --- time budget -----------------------------------------------------------------------------
 # Worst case: apply + waits for every workload (in parallel, <= ROLLOUT_TIMEOUT) + smoke test,
 # then a rollback: undo, replacing stuck StatefulSet pods, waits (<= ROLLOUT_TIMEOUT again).
-# FIXED_SECONDS covers the dry run and apply (2 x 60 s request timeout), the smoke test
-# (60 s readiness + 5 requests x 10 s), diagnostics and the StatefulSet handling (2 x 60 s).
+# FIXED_SECONDS covers the dry run and apply (2 x 60 s request timeout), the smoke test's
+# requests (5 x 10 s), diagnostics and the StatefulSet handling (2 x 60 s), with margin; the
+# smoke test's readiness wait (SMOKE_READY_TIMEOUT, default 60 s; longer on a first deploy
+# while cert-manager issues the certificate) comes on top.
 timeout_seconds() {
   local t=$1
   case "$t" in *m) echo $((${t%m} * 60)) ;; *s) echo "${t%s}" ;; *) echo "$t" ;; esac
 }
-FIXED_SECONDS=420
+FIXED_SECONDS=360
+export SMOKE_READY_TIMEOUT=${SMOKE_READY_TIMEOUT:-60}
 rollout_s=$(timeout_seconds "$ROLLOUT_TIMEOUT")
-worst=$((2 * rollout_s + FIXED_SECONDS))
+worst=$((2 * rollout_s + FIXED_SECONDS + SMOKE_READY_TIMEOUT))
 if [[ -n "${STEP_TIMEOUT_MINUTES:-}" ]]; then
   ((worst <= STEP_TIMEOUT_MINUTES * 60)) ||
-    die "worst case ${worst}s (2 x ROLLOUT_TIMEOUT + ${FIXED_SECONDS}s) exceeds the step timeout of ${STEP_TIMEOUT_MINUTES} min; raise timeout-minutes in ci.yml"
+    die "worst case ${worst}s (2 x ROLLOUT_TIMEOUT + ${FIXED_SECONDS}s + SMOKE_READY_TIMEOUT) exceeds the step timeout of ${STEP_TIMEOUT_MINUTES} min; raise timeout-minutes in ci.yml"
 fi
 log "time budget: worst case ${worst}s${STEP_TIMEOUT_MINUTES:+ of ${STEP_TIMEOUT_MINUTES} min}"
 kubectl_timeout=(--request-timeout=60s)

@@ -68,7 +68,7 @@ replace_stuck_pods() {
   local ns=$1 ref=$2 name=${2#*/} target="" generation observed pods
   for _ in $(seq 1 30); do
     read -r generation observed target < <(kubectl -n "$ns" get "$ref" \
-      -o jsonpath='{.metadata.generation} {.status.observedGeneration} {.status.updateRevision}{"\n"}')
+      -o jsonpath='{.metadata.generation} {.status.observedGeneration} {.status.updateRevision}{"\n"}') || true
     [[ "$generation" == "$observed" && -n "$target" ]] && break
     sleep 2
   done
