@@ -31,6 +31,7 @@ let
       ./api-gateway.nix
       ./user-service.nix
       ./redis.nix
+      ./ingress.nix
       ./network-policies.nix
       ./monitoring.nix
       ./secrets.nix
@@ -49,6 +50,7 @@ let
     "StatefulSet"
     "HorizontalPodAutoscaler"
     "PodDisruptionBudget"
+    "Ingress"
     "NetworkPolicy"
     "ServiceMonitor"
     "PrometheusRule"

@@ -1,12 +1,16 @@
 # Prometheus Operator and Grafana wiring (prod): ServiceMonitors for both services, the
 # PrometheusRule holding the alert rules from k8s/monitoring/rules.nix, and the Grafana
 # dashboard from k8s/monitoring/dashboard.nix as a sidecar-discovered ConfigMap.
-# Prometheus job names are the Service names (api-gateway, user-service).
+# Prometheus job names are the Service names (api-gateway, user-service). Every ServiceMonitor
+# and the PrometheusRule carry monitoring.selectionLabels (default release: kube-prometheus-stack),
+# without which a kube-prometheus-stack Prometheus never loads them. The rules are scoped to
+# this namespace (rules.nix is called with it).
 { lib, config, platform, ... }:
 let
   cfg = config.usersPlatform;
+  selected = meta: meta // { labels = meta.labels // cfg.monitoring.selectionLabels; };
   serviceMonitor = name: {
-    metadata = platform.meta { inherit name; component = "monitoring"; };
+    metadata = selected (platform.meta { inherit name; component = "monitoring"; });
     spec = {
       selector.matchLabels = platform.selector name;
       namespaceSelector.matchNames = [ cfg.namespace ];
@@ -29,8 +33,12 @@ in
       };
 
       prometheusRules.users-platform = {
-        metadata = platform.meta { name = "users-platform"; component = "monitoring"; };
-        spec = import ./monitoring/rules.nix;
+        metadata = selected (platform.meta { name = "users-platform"; component = "monitoring"; });
+        spec = import ./monitoring/rules-for.nix {
+          inherit (cfg) namespace;
+          ingressNamespaceLabel = cfg.monitoring.ingressNamespaceLabel;
+          ingressName = lib.optionalString cfg.ingress.enable "api-gateway";
+        };
       };
 
       configMaps.users-platform-dashboard = {

@@ -1,10 +1,12 @@
 # Default deny (ingress and egress) for every pod of the namespace, then explicit allows:
-#   any source        -> api-gateway  :gateway port
+#   ingress controller pods (ingress.controller.namespace) -> api-gateway :gateway port
+#   Prometheus pods (monitoring.namespace) -> api-gateway, user-service metrics (same port)
 #   api-gateway       -> user-service :user-service pod port
 #   user-service      -> redis        :redis port
-#   monitoring ns (Prometheus pods) -> api-gateway, user-service metrics (same port)
 #   every pod         -> kube-dns     :53 UDP+TCP
-# Ports are pod (container) ports, never Service ports.
+# Ports are pod (container) ports, never Service ports. Both namespaces are options
+# (k8s/options.nix); they are matched by the kubernetes.io/metadata.name label the API server
+# sets on every namespace, and always together with the pods' labels in ONE peer.
 { config, platform, ... }:
 let
   cfg = config.usersPlatform;
@@ -15,11 +17,13 @@ let
   };
   pods = name: { podSelector.matchLabels = platform.selector name; };
   tcp = port: { protocol = "TCP"; inherit port; };
-  # Namespace and pod selector in ONE peer: "Prometheus pods in the monitoring namespace".
-  prometheus = {
-    namespaceSelector.matchLabels."kubernetes.io/metadata.name" = "monitoring";
-    podSelector.matchLabels."app.kubernetes.io/name" = "prometheus";
+  # Namespace and pod selector in ONE peer: "these pods in that namespace".
+  podsIn = namespace: labels: {
+    namespaceSelector.matchLabels."kubernetes.io/metadata.name" = namespace;
+    podSelector.matchLabels = labels;
   };
+  prometheus = podsIn cfg.monitoring.namespace cfg.monitoring.prometheusPodLabels;
+  ingressController = podsIn cfg.ingress.controller.namespace cfg.ingress.controller.podLabels;
 in
 {
   kubernetes.resources.networkPolicies = {
@@ -45,8 +49,11 @@ in
 
     api-gateway = policy "api-gateway" (pods "api-gateway" // {
       policyTypes = [ "Ingress" "Egress" ];
-      # From anywhere (ingress controller, load balancer, Prometheus) on the gateway port only.
-      ingress = [{ ports = [ (tcp p.api-gateway) ]; }];
+      # The ingress controller (client traffic) and Prometheus (metrics), on the gateway port only.
+      ingress = [{
+        from = [ ingressController prometheus ];
+        ports = [ (tcp p.api-gateway) ];
+      }];
       egress = [{
         to = [ (pods "user-service") ];
         ports = [ (tcp p.user-service) ];

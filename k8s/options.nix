@@ -50,12 +50,83 @@ in
 
     images = mkOption {
       type = types.attrsOf types.str;
-      description = "Full image references (name:tag) for api-gateway, user-service and redis.";
+      description = ''
+        Full image references for api-gateway, user-service and redis: `name:tag` (the flake's
+        packages.manifests-<env>, kind) or `name:tag@sha256:<digest>` (what the deploy job renders
+        from the digests the images job pushed, and the golden renders' placeholders).
+      '';
     };
 
     imagePullPolicy = mkOption {
       type = types.enum [ "Always" "IfNotPresent" ];
-      default = "Always";
+      default = "IfNotPresent";
+      description = ''
+        IfNotPresent: deployed references carry a digest, so a cached image is the right image and
+        a registry outage does not stop a pod from restarting on a node that has it.
+      '';
+    };
+
+    imagePullSecrets = mkOption {
+      type = types.listOf types.str;
+      default = [ ];
+      example = [ "ghcr-pull" ];
+      description = ''
+        Names of docker-registry Secrets (in the namespace) set as imagePullSecrets on every
+        ServiceAccount. Needed while the GHCR packages are private (the default for new packages);
+        empty once they are public. See README, "CI/CD".
+      '';
+    };
+
+    ingress = {
+      enable = mkOption {
+        type = types.bool;
+        default = true;
+        description = "An Ingress for the api-gateway: the clients' entry point (and the availability SLI).";
+      };
+      className = mkOption {
+        type = types.str;
+        default = "nginx";
+        description = "spec.ingressClassName. The SLI rules read ingress-nginx metrics.";
+      };
+      host = mkOption {
+        type = types.str;
+        description = "Public host name of the API.";
+      };
+      path = mkOption {
+        type = types.str;
+        default = "/api";
+        description = "Path prefix routed to the gateway; only the API, never /health or /metrics.";
+      };
+      annotations = mkOption {
+        type = types.attrsOf types.str;
+        default = { };
+        description = "Extra annotations on the Ingress (controller tuning).";
+      };
+      tls = {
+        enable = mkOption { type = types.bool; default = false; description = "Terminate TLS at the ingress."; };
+        secretName = mkOption {
+          type = types.str;
+          default = "api-gateway-tls";
+          description = "Secret holding the certificate: issued by cert-manager when clusterIssuer is set, otherwise created by you.";
+        };
+        clusterIssuer = mkOption {
+          type = types.nullOr types.str;
+          default = null;
+          description = "cert-manager ClusterIssuer (annotation cert-manager.io/cluster-issuer); null = bring your own Secret.";
+        };
+      };
+      controller = {
+        namespace = mkOption {
+          type = types.str;
+          default = "ingress-nginx";
+          description = "Namespace of the ingress controller: the only one (besides monitoring) the gateway NetworkPolicy admits.";
+        };
+        podLabels = mkOption {
+          type = types.attrsOf types.str;
+          default = { "app.kubernetes.io/name" = "ingress-nginx"; };
+          description = "Labels of the controller pods (ingress-nginx chart default).";
+        };
+      };
     };
 
     logLevel = mkOption { type = types.str; default = "info"; };
@@ -129,10 +200,42 @@ in
       };
     };
 
-    monitoring.enable = mkOption {
-      type = types.bool;
-      default = false;
-      description = "ServiceMonitors, PrometheusRule and the Grafana dashboard ConfigMap (needs the Prometheus Operator CRDs).";
+    monitoring = {
+      enable = mkOption {
+        type = types.bool;
+        default = false;
+        description = "ServiceMonitors, PrometheusRule and the Grafana dashboard ConfigMap (needs the Prometheus Operator CRDs).";
+      };
+      namespace = mkOption {
+        type = types.str;
+        default = "monitoring";
+        description = "Namespace of Prometheus: the NetworkPolicies admit its pods to the metrics port.";
+      };
+      prometheusPodLabels = mkOption {
+        type = types.attrsOf types.str;
+        default = { "app.kubernetes.io/name" = "prometheus"; };
+        description = "Labels of the Prometheus pods (Prometheus Operator sets app.kubernetes.io/name=prometheus).";
+      };
+      selectionLabels = mkOption {
+        type = types.attrsOf types.str;
+        default = { release = "kube-prometheus-stack"; };
+        description = ''
+          Labels on every ServiceMonitor and PrometheusRule so the Prometheus resource selects them
+          (kube-prometheus-stack selects `release: <helm release name>` unless its
+          serviceMonitorSelectorNilUsesHelmValues / ruleSelectorNilUsesHelmValues are false).
+          Match another install: `kubectl get prometheus -A -o yaml` and copy its
+          serviceMonitorSelector / ruleSelector matchLabels here.
+        '';
+      };
+      ingressNamespaceLabel = mkOption {
+        type = types.str;
+        default = "exported_namespace";
+        description = ''
+          Label carrying the Ingress' namespace on ingress-nginx metrics as Prometheus stores them:
+          `exported_namespace` when the controller's ServiceMonitor does not honor labels (the
+          chart default; the target's own `namespace` wins), `namespace` with honorLabels: true.
+        '';
+      };
     };
 
     externalSecret = {

@@ -33,6 +33,12 @@ let
     ""
   ];
   configData = { "redis.conf" = redisConf; };
+  configMap = platform.configMap {
+    meta = platform.meta { name = "redis-config"; labelName = name; component = "database"; };
+    base = "redis-config";
+    data = configData;
+  };
+  configName = configMap.metadata.name;
 
   tcpProbe = extra: { tcpSocket.port = "redis"; timeoutSeconds = 2; } // extra;
 
@@ -42,15 +48,10 @@ let
 in
 {
   kubernetes.resources = {
-    serviceAccounts.${name} = {
-      metadata = meta;
-      automountServiceAccountToken = false;
-    };
+    serviceAccounts.${name} = platform.serviceAccount meta;
 
-    configMaps.redis-config = {
-      metadata = platform.meta { name = "redis-config"; labelName = name; component = "database"; };
-      data = configData;
-    };
+    # Content-named and immutable (platform.configMap): `rollout undo` restores redis.conf too.
+    configMaps.${configName} = configMap;
 
     statefulSets.${name} = {
       metadata = meta // {
@@ -65,7 +66,7 @@ in
         revisionHistoryLimit = 5;
         selector.matchLabels = platform.selector name;
         template = platform.podTemplate {
-          inherit meta configData;
+          inherit meta;
           spec = {
             # Redis fsyncs the AOF and exits on SIGTERM within a few seconds.
             terminationGracePeriodSeconds = 30;
@@ -90,7 +91,7 @@ in
               ];
             }];
             volumes = [
-              { name = "config"; configMap = { name = "redis-config"; defaultMode = 292; }; } # 0444
+              { name = "config"; configMap = { name = configName; defaultMode = 292; }; } # 0444
               {
                 name = "redis-auth";
                 secret = {

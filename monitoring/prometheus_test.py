@@ -51,7 +51,11 @@ EXTERNAL_METRICS = {
     "kube_horizontalpodautoscaler_spec_min_replicas": "kube-state-metrics",
     "kube_pod_container_resource_limits": "kube-state-metrics",
     "container_memory_working_set_bytes": "cAdvisor (kubelet)",
+    "nginx_ingress_controller_requests": "ingress-nginx controller (the availability SLI at the edge)",
 }
+# The namespace the rules are scoped to (k8s/monitoring/rules.nix renders rules.yml for prod);
+# in a cluster the ServiceMonitor's target labels carry it, here the scrape config adds it.
+NAMESPACE = "users-platform-prod"
 JOBS = ("api-gateway", "user-service")
 HISTOGRAM_SUFFIXES = ("_bucket", "_sum", "_count")
 
@@ -160,7 +164,7 @@ def dashboard_exprs(dashboard):
 
 def grafana_to_promql(expr):
     """Replace the Grafana variables the dashboard uses by what Grafana would send."""
-    return expr.replace("$__rate_interval", "1m").replace("${datasource}", "")
+    return expr.replace("$__rate_interval", "1m").replace("${datasource}", "").replace("$namespace", NAMESPACE)
 
 
 # ---- the stack ---------------------------------------------------------------------------------
@@ -298,7 +302,8 @@ class Stack:
             "global": {"scrape_interval": "1s", "scrape_timeout": "900ms", "evaluation_interval": "1s"},
             "rule_files": [str(RULES)],
             "scrape_configs": [
-                {"job_name": job, "static_configs": [{"targets": [f"127.0.0.1:{self.ports[job]}"]}]}
+                {"job_name": job, "static_configs": [{"targets": [f"127.0.0.1:{self.ports[job]}"],
+                                                      "labels": {"namespace": NAMESPACE}}]}
                 for job in JOBS
             ],
         }

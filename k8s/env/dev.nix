@@ -1,8 +1,8 @@
-# dev (kind): only what differs from the defaults in ../options.nix.
+# dev: only what differs from the defaults in ../options.nix.
 {
   usersPlatform = {
-    imagePullPolicy = "IfNotPresent"; # images are `kind load`ed, not pulled
     logLevel = "debug";
     seedSampleUsers = true;
+    ingress.host = "api.dev.users-platform.example.com";
   };
 }

@@ -3,6 +3,14 @@
   usersPlatform = {
     spread = true;
 
+    ingress = {
+      host = "api.users-platform.example.com";
+      tls = {
+        enable = true;
+        clusterIssuer = "letsencrypt-prod";
+      };
+    };
+
     apps = {
       api-gateway = {
         minReplicas = 3;
@@ -22,7 +30,10 @@
       maxmemoryMb = 256;
     };
 
-    monitoring.enable = true;
+    monitoring = {
+      enable = true;
+      selectionLabels = { release = "kube-prometheus-stack"; };
+    };
     externalSecret = {
       enable = true;
       remoteKey = "users-platform/prod/redis";

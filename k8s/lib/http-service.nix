@@ -1,10 +1,11 @@
 # Builds the kubenix resources of one of the two HTTP services of the users-platform binary:
-# ServiceAccount, ConfigMap (non-secret config only), Deployment, Service, HPA and PDB.
+# ServiceAccount, content-named immutable ConfigMap (non-secret config only), Deployment, Service,
+# HPA and PDB.
 # api-gateway.nix and user-service.nix call this with what is specific to them.
 { lib, cfg, platform }:
 { name
 , component
-, config        # non-secret settings -> ConfigMap (envFrom); its hash rolls the pods
+, config        # non-secret settings -> content-named ConfigMap (envFrom); a change rolls the pods
 , redisClient ? false # mount the Redis password file
 }:
 let
@@ -20,6 +21,8 @@ let
     SHUTDOWN_DRAIN_SECONDS = toString sd.drainSeconds;
     SHUTDOWN_TIMEOUT_SECONDS = toString sd.timeoutSeconds;
   } // config;
+  configMap = platform.configMap { inherit meta; base = name; data = configData; };
+  configName = configMap.metadata.name;
 
   httpProbe = path: extra: {
     httpGet = { inherit path; port = "http"; scheme = "HTTP"; };
@@ -28,15 +31,9 @@ let
 
 in
 {
-  serviceAccounts.${name} = {
-    metadata = meta;
-    automountServiceAccountToken = false;
-  };
+  serviceAccounts.${name} = platform.serviceAccount meta;
 
-  configMaps.${name} = {
-    metadata = meta;
-    data = configData;
-  };
+  configMaps.${configName} = configMap;
 
   deployments.${name} = {
     metadata = meta // { annotations = platform.checkovSkips platform.imageSkips; };
@@ -49,7 +46,7 @@ in
         rollingUpdate = { maxUnavailable = 0; maxSurge = 1; };
       };
       template = platform.podTemplate {
-        inherit meta configData;
+        inherit meta;
         spec = {
           terminationGracePeriodSeconds = sd.graceSeconds;
           containers = [
@@ -63,7 +60,7 @@ in
                 name = "REDIS_PASSWORD_FILE";
                 value = "${secret.appMountPath}/${secret.passwordKey}";
               };
-              envFrom = [{ configMapRef.name = name; }];
+              envFrom = [{ configMapRef.name = configName; }];
               # startup: the process is up (/health/live), generous budget, then hands over to
               # liveness: the process still answers at all (never checks dependencies);
               # readiness: dependencies reachable and not draining (/health/ready).

@@ -4,12 +4,16 @@ let
   cfg = config.usersPlatform;
   labelLib = import ./labels.nix { inherit (cfg) namespace; };
 
-  # "registry/name:tag" -> { name; tag; } for kubenix's docker module.
+  # "registry/name:tag" or "registry/name:tag@sha256:<64 hex>" -> { name; tag; } for kubenix's
+  # docker module, whose path is "<name>:<tag>": a digest rides along in `tag`.
   splitImage = ref:
-    let m = builtins.match "(.+):([^:/]+)" ref;
+    let m = builtins.match "([^@]+):([^:/@]+)(@sha256:[0-9a-f]{64})?" ref;
     in if m == null
-    then throw "image reference '${ref}' has no tag (expected name:tag)"
-    else { name = builtins.elemAt m 0; tag = builtins.elemAt m 1; };
+    then throw "image reference '${ref}' is not name:tag or name:tag@sha256:<digest>"
+    else {
+      name = builtins.elemAt m 0;
+      tag = builtins.elemAt m 1 + (if builtins.elemAt m 2 == null then "" else builtins.elemAt m 2);
+    };
 in
 {
   # Images go through kubenix's docker module: docker.images.<name>.path is what pods use.
@@ -26,10 +30,23 @@ in
 
     image = name: config.docker.images.${name}.path;
 
-    # Annotation that changes whenever the given (non-secret) config changes, so pods roll.
-    checksum = data: builtins.hashString "sha256" (builtins.toJSON data);
+    # Content-named ConfigMaps: the name carries a hash of the data and the object is immutable.
+    # A config change is a new ConfigMap and a new pod template (the pods roll), and
+    # `kubectl rollout undo` brings back the old template *with* the old ConfigMap name, so the
+    # config rolls back with the workload. Old ConfigMaps stay until scripts/ci/deploy.sh prunes
+    # those no retained ReplicaSet/ControllerRevision references.
+    contentName = base: data: "${base}-${builtins.substring 0 10 (builtins.hashString "sha256" (builtins.toJSON data))}";
+    contentNamedLabel = "users-platform.dev/content-named";
+    configMap = { meta, base, data }: {
+      metadata = meta // {
+        name = contentName base data;
+        labels = meta.labels // { ${contentNamedLabel} = "true"; };
+      };
+      immutable = true;
+      inherit data;
+    };
 
-    # Shutdown budget, derived from one definition (DESIGN §7):
+    # Shutdown budget, derived from one definition (docs/architecture.md, shutdown):
     # grace >= preStop + drain + timeout + margin, and preStop < grace.
     shutdown = cfg.shutdown // {
       graceSeconds = with cfg.shutdown; preStopSeconds + drainSeconds + timeoutSeconds + marginSeconds;
@@ -68,14 +85,13 @@ in
     };
 
     # Pod template of every workload: its own ServiceAccount (named like the workload) without an
-    # API token, the restricted pod securityContext, and a checksum of the non-secret config so a
-    # config change rolls the pods. Service links are off: they would inject e.g.
-    # REDIS_PORT=tcp://… and USER_SERVICE_PORT=tcp://…, which collide with the binary's own
-    # configuration variables.
-    podTemplate = { meta, configData, spec }: {
+    # API token and the restricted pod securityContext. Config changes roll the pods because the
+    # template references a content-named ConfigMap (configMap above). Service links are off: they
+    # would inject e.g. REDIS_PORT=tcp://… and USER_SERVICE_PORT=tcp://…, which collide with the
+    # binary's own configuration variables.
+    podTemplate = { meta, spec }: {
       metadata = {
         inherit (meta) labels;
-        annotations."checksum/config" = checksum configData;
       };
       spec = {
         serviceAccountName = meta.name;
@@ -114,14 +130,18 @@ in
       (i: s: lib.nameValuePair "checkov.io/skip${toString i}" "${s.id}=${s.reason}")
       skips);
 
-    # The skips every workload running one of our images needs. Digest pinning is impossible:
-    # the tag *is* the Nix content hash of the image.
-    imageSkips = [{
-      id = "CKV_K8S_43";
-      reason = "image tag is the Nix content hash of the image (immutable per build); digests are unknown at evaluation time";
-    }] ++ lib.optional (cfg.imagePullPolicy != "Always") {
+    # ServiceAccount of a workload: no API token; the registry pull Secrets when configured.
+    serviceAccount = meta: {
+      metadata = meta;
+      automountServiceAccountToken = false;
+    } // lib.optionalAttrs (cfg.imagePullSecrets != [ ]) {
+      imagePullSecrets = map (name: { inherit name; }) cfg.imagePullSecrets;
+    };
+
+    # The skips every workload running one of our images needs.
+    imageSkips = lib.optional (cfg.imagePullPolicy != "Always") {
       id = "CKV_K8S_15";
-      reason = "dev images are loaded into kind (kind load), not pulled from a registry";
+      reason = "deployed images are pinned by digest (name:tag@sha256), so a cached image is the right one; kind loads dev images";
     };
   };
 }

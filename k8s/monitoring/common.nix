@@ -3,6 +3,9 @@ rec {
   repo = "https://github.com/users-platform/users-platform";
   runbook = "${repo}/blob/main/docs/runbook.md";
 
+  # The namespace rules.nix and the dashboard's `namespace` variable default to (prod's).
+  defaultNamespace = "users-platform-prod";
+
   # Prometheus job names = the Kubernetes Service names.
   gateway = "api-gateway";
   userService = "user-service";

@@ -2,12 +2,14 @@
 #
 # Pure data, no arguments:  nix-instantiate --eval --strict --json k8s/monitoring/dashboard.nix
 # The prod render ships it in a ConfigMap labelled grafana_dashboard: "1" (Grafana sidecar).
-# Queries use the recording rules of ./rules.nix where one exists; scripts/check-monitoring checks
+# Queries use the recording rules of ./rules-for.nix where one exists; scripts/check-monitoring checks
 # that every metric queried here is exported by the running services (or is a known external).
+# Every query is scoped to the `namespace` template variable (default: the prod namespace), so
+# a cluster-wide Prometheus never mixes another namespace's api-gateway into these panels.
 # Panel descriptions are in docs/monitoring.md ("Dashboard").
 let
   inherit (builtins) elemAt foldl' genList length map;
-  inherit (import ./common.nix) jobs runbook sloTarget latencyThreshold;
+  inherit (import ./common.nix) jobs runbook sloTarget latencyThreshold defaultNamespace;
   latencyThresholdNumber = builtins.fromJSON latencyThreshold;
 
   # ---- helpers --------------------------------------------------------------------------------
@@ -146,14 +148,14 @@ let
 
   # ---- panels ---------------------------------------------------------------------------------
   burnRate = window: q
-    "slo:sli_error:ratio_rate${window}{slo=\"api-availability\"} / (1 - ${sloTarget})"
+    "max(slo:sli_error:ratio_rate${window}{namespace=\"$namespace\", slo=\"api-availability\"}) / (1 - ${sloTarget})"
     "${window}";
 
   sloRow = row "SLO: public API (api-gateway, /api/*)" [
     (stat {
       title = "Availability (3d)";
-      description = "Share of /api/ requests answered without a 5xx over the last 3 days. SLO: 99.9 %.";
-      query = q "1 - slo:sli_error:ratio_rate3d{slo=\"api-availability\"}" "availability";
+      description = "Share of /api/ requests answered without a 5xx over the last 3 days, in the worse of the ingress and gateway views. SLO: 99.9 %.";
+      query = q "1 - max(slo:sli_error:ratio_rate3d{namespace=\"$namespace\", slo=\"api-availability\"})" "availability";
       unit = "percentunit";
       decimals = 3;
       thresholds = [{ color = "red"; value = 0; } { color = "green"; value = 0.999; }];
@@ -168,14 +170,14 @@ let
     (stat {
       title = "p99 latency (5m)";
       description = "99th percentile latency of /api/ requests at the gateway. SLO: p99 <= 250 ms.";
-      query = q "slo:sli_latency:p99_rate5m{slo=\"api-latency\"}" "p99";
+      query = q "slo:sli_latency:p99_rate5m{namespace=\"$namespace\", slo=\"api-latency\"}" "p99";
       unit = "s";
       thresholds = [{ color = "red"; value = latencyThresholdNumber; }];
     })
     (stat {
       title = "Request rate (5m)";
-      description = "Requests per second to the public API (/api/ routes) at the gateway.";
-      query = q "slo:sli_requests:rate5m{slo=\"api-availability\"}" "req/s";
+      description = "Requests per second to the public API (/api/ routes), the larger of the ingress and gateway counts.";
+      query = q "max(slo:sli_requests:rate5m{namespace=\"$namespace\", slo=\"api-availability\"})" "req/s";
       unit = "reqps";
     })
     (timeseries {
@@ -188,7 +190,7 @@ let
     (timeseries {
       title = "p99 latency of the public API";
       description = "p99 of /api/ requests at the gateway (5m). ApiLatencyP99High fires above 250 ms for 10 minutes.";
-      queries = [ (q "slo:sli_latency:p99_rate5m{slo=\"api-latency\"}" "p99") ];
+      queries = [ (q "slo:sli_latency:p99_rate5m{namespace=\"$namespace\", slo=\"api-latency\"}" "p99") ];
       unit = "s";
       thresholds = [{ color = "red"; value = latencyThresholdNumber; }];
       min = 0;
@@ -200,14 +202,14 @@ let
     (timeseries {
       title = "${job}: request rate by route";
       description = "Requests per second handled by ${job}, by matched route template.";
-      queries = [ (q "job_route:http_requests:rate5m{job=\"${job}\"}" "{{route}}") ];
+      queries = [ (q "job_route:http_requests:rate5m{namespace=\"$namespace\", job=\"${job}\"}" "{{route}}") ];
       unit = "reqps";
       w = 8;
     })
     (timeseries {
       title = "${job}: 5xx ratio by route";
       description = "Share of the requests of each route answered with a 5xx (no line: no 5xx at all).";
-      queries = [ (q "job_route:http_requests_5xx:rate5m{job=\"${job}\"} / job_route:http_requests:rate5m{job=\"${job}\"}" "{{route}}") ];
+      queries = [ (q "job_route:http_requests_5xx:rate5m{namespace=\"$namespace\", job=\"${job}\"} / job_route:http_requests:rate5m{namespace=\"$namespace\", job=\"${job}\"}" "{{route}}") ];
       unit = "percentunit";
       min = 0;
       w = 8;
@@ -215,7 +217,7 @@ let
     (timeseries {
       title = "${job}: responses by status";
       description = "Responses per second by HTTP status code (4xx are the clients' errors, 5xx ours).";
-      queries = [ (q "sum by (status) (${rate "http_requests_total{job=\"${job}\"}"})" "{{status}}") ];
+      queries = [ (q "sum by (status) (${rate "http_requests_total{namespace=\"$namespace\", job=\"${job}\"}"})" "{{status}}") ];
       unit = "reqps";
       stack = true;
       w = 8;
@@ -223,14 +225,14 @@ let
     (timeseries {
       title = "${job}: p99 latency by route";
       description = "99th percentile request duration of each route (5m).";
-      queries = [ (q "histogram_quantile(0.99, job_route_le:http_request_duration_seconds_bucket:rate5m{job=\"${job}\"})" "{{route}}") ];
+      queries = [ (q "histogram_quantile(0.99, job_route_le:http_request_duration_seconds_bucket:rate5m{namespace=\"$namespace\", job=\"${job}\"})" "{{route}}") ];
       unit = "s";
       min = 0;
     })
     (timeseries {
       title = "${job}: p50 latency by route";
       description = "Median request duration of each route (5m).";
-      queries = [ (q "histogram_quantile(0.5, job_route_le:http_request_duration_seconds_bucket:rate5m{job=\"${job}\"})" "{{route}}") ];
+      queries = [ (q "histogram_quantile(0.5, job_route_le:http_request_duration_seconds_bucket:rate5m{namespace=\"$namespace\", job=\"${job}\"})" "{{route}}") ];
       unit = "s";
       min = 0;
     })
@@ -241,8 +243,8 @@ let
       title = "Upstream latency (gateway -> user-service)";
       description = "p99 and p50 of the gateway's calls to the user-service, by route.";
       queries = [
-        (q "histogram_quantile(0.99, sum by (route, le) (${rate "upstream_request_duration_seconds_bucket{job=\"api-gateway\"}"}))" "p99 {{route}}")
-        (q "histogram_quantile(0.5, sum by (route, le) (${rate "upstream_request_duration_seconds_bucket{job=\"api-gateway\"}"}))" "p50 {{route}}")
+        (q "histogram_quantile(0.99, sum by (route, le) (${rate "upstream_request_duration_seconds_bucket{namespace=\"$namespace\", job=\"api-gateway\"}"}))" "p99 {{route}}")
+        (q "histogram_quantile(0.5, sum by (route, le) (${rate "upstream_request_duration_seconds_bucket{namespace=\"$namespace\", job=\"api-gateway\"}"}))" "p50 {{route}}")
       ];
       unit = "s";
       min = 0;
@@ -252,8 +254,8 @@ let
       title = "Upstream calls by outcome, retries";
       description = "Calls from the gateway to the user-service per second by outcome (ok, error, timeout), and retries of GET requests after a connection error.";
       queries = [
-        (q "sum by (outcome) (${rate "upstream_request_duration_seconds_count{job=\"api-gateway\"}"})" "{{outcome}}")
-        (q "sum(${rate "upstream_retries_total{job=\"api-gateway\"}"})" "retries")
+        (q "sum by (outcome) (${rate "upstream_request_duration_seconds_count{namespace=\"$namespace\", job=\"api-gateway\"}"})" "{{outcome}}")
+        (q "sum(${rate "upstream_retries_total{namespace=\"$namespace\", job=\"api-gateway\"}"})" "retries")
       ];
       unit = "reqps";
       w = 8;
@@ -261,7 +263,7 @@ let
     (timeseries {
       title = "Dependency checks";
       description = "1 = the dependency answered its last background check (every 2 s): Redis PING from the user-service, the user-service from the gateway.";
-      queries = [ (q "dependency_up{job=~\"${jobs}\"}" "{{job}} {{instance}} -> {{dependency}}") ];
+      queries = [ (q "dependency_up{namespace=\"$namespace\", job=~\"${jobs}\"}" "{{job}} {{instance}} -> {{dependency}}") ];
       min = 0;
       max = 1;
       w = 8;
@@ -270,8 +272,8 @@ let
       title = "Redis command latency";
       description = "p99 and p50 duration of the user-service's Redis commands, by command.";
       queries = [
-        (q "histogram_quantile(0.99, sum by (command, le) (${rate "redis_command_duration_seconds_bucket{job=\"user-service\"}"}))" "p99 {{command}}")
-        (q "histogram_quantile(0.5, sum by (command, le) (${rate "redis_command_duration_seconds_bucket{job=\"user-service\"}"}))" "p50 {{command}}")
+        (q "histogram_quantile(0.99, sum by (command, le) (${rate "redis_command_duration_seconds_bucket{namespace=\"$namespace\", job=\"user-service\"}"}))" "p99 {{command}}")
+        (q "histogram_quantile(0.5, sum by (command, le) (${rate "redis_command_duration_seconds_bucket{namespace=\"$namespace\", job=\"user-service\"}"}))" "p50 {{command}}")
       ];
       unit = "s";
       min = 0;
@@ -279,7 +281,7 @@ let
     (timeseries {
       title = "Redis commands by outcome";
       description = "Redis commands per second by outcome (ok, error, timeout).";
-      queries = [ (q "sum by (outcome) (${rate "redis_command_duration_seconds_count{job=\"user-service\"}"})" "{{outcome}}") ];
+      queries = [ (q "sum by (outcome) (${rate "redis_command_duration_seconds_count{namespace=\"$namespace\", job=\"user-service\"}"})" "{{outcome}}") ];
       unit = "ops";
       stack = true;
     })
@@ -289,20 +291,20 @@ let
     (timeseries {
       title = "In-flight requests";
       description = "Requests being handled right now, per instance. Above MAX_CONCURRENT_REQUESTS (default 512) requests are shed.";
-      queries = [ (q "http_requests_in_flight{job=~\"${jobs}\"}" "{{job}} {{instance}}") ];
+      queries = [ (q "http_requests_in_flight{namespace=\"$namespace\", job=~\"${jobs}\"}" "{{job}} {{instance}}") ];
       min = 0;
     })
     (timeseries {
       title = "Shed requests";
       description = "Requests per second rejected with 503 by the concurrency limit (LoadShedding fires when this stays above 0 for 5 minutes).";
-      queries = [ (q "sum by (job, instance) (${rate "http_requests_shed_total{job=~\"${jobs}\"}"})" "{{job}} {{instance}}") ];
+      queries = [ (q "sum by (job, instance) (${rate "http_requests_shed_total{namespace=\"$namespace\", job=~\"${jobs}\"}"})" "{{job}} {{instance}}") ];
       unit = "reqps";
       min = 0;
     })
     (timeseries {
       title = "Memory (RSS)";
       description = "Resident memory of each process.";
-      queries = [ (q "process_resident_memory_bytes{job=~\"${jobs}\"}" "{{job}} {{instance}}") ];
+      queries = [ (q "process_resident_memory_bytes{namespace=\"$namespace\", job=~\"${jobs}\"}" "{{job}} {{instance}}") ];
       unit = "bytes";
       min = 0;
       w = 8;
@@ -310,7 +312,7 @@ let
     (timeseries {
       title = "CPU";
       description = "CPU time used per second (1 = one full core).";
-      queries = [ (q (rate "process_cpu_seconds_total{job=~\"${jobs}\"}") "{{job}} {{instance}}") ];
+      queries = [ (q (rate "process_cpu_seconds_total{namespace=\"$namespace\", job=~\"${jobs}\"}") "{{job}} {{instance}}") ];
       unit = "short";
       min = 0;
       w = 8;
@@ -318,7 +320,7 @@ let
     (timeseries {
       title = "Open file descriptors";
       description = "Open file descriptors as a share of the process limit (sockets count).";
-      queries = [ (q "process_open_fds{job=~\"${jobs}\"} / process_max_fds{job=~\"${jobs}\"}" "{{job}} {{instance}}") ];
+      queries = [ (q "process_open_fds{namespace=\"$namespace\", job=~\"${jobs}\"} / process_max_fds{namespace=\"$namespace\", job=~\"${jobs}\"}" "{{job}} {{instance}}") ];
       unit = "percentunit";
       min = 0;
       w = 8;
@@ -329,13 +331,13 @@ let
     (stat {
       title = "Users";
       description = "Number of stored users (users_total of the user-service; every instance reads the same Redis).";
-      query = q "max(users_total{job=\"user-service\"})" "users";
+      query = q "max(users_total{namespace=\"$namespace\", job=\"user-service\"})" "users";
       w = 6;
     })
     (timeseries {
       title = "Users over time";
       description = "users_total over time.";
-      queries = [ (q "max(users_total{job=\"user-service\"})" "users") ];
+      queries = [ (q "max(users_total{namespace=\"$namespace\", job=\"user-service\"})" "users") ];
       min = 0;
       w = 6;
       h = 4;
@@ -343,21 +345,21 @@ let
     (stat {
       title = "Targets up";
       description = "Scrape targets of both services that are up.";
-      query = q "sum(up{job=~\"${jobs}\"})" "up";
+      query = q "sum(up{namespace=\"$namespace\", job=~\"${jobs}\"})" "up";
       thresholds = [{ color = "red"; value = 0; } { color = "green"; value = 1; }];
       w = 6;
     })
     (stat {
       title = "Uptime (youngest process)";
       description = "Time since the youngest process started; a small value that keeps resetting means restarts.";
-      query = q "time() - max(process_start_time_seconds{job=~\"${jobs}\"})" "uptime";
+      query = q "time() - max(process_start_time_seconds{namespace=\"$namespace\", job=~\"${jobs}\"})" "uptime";
       unit = "s";
       w = 6;
     })
     (timeseries {
       title = "Versions running";
       description = "Instances per service and version (build_info).";
-      queries = [ (q "count by (job, version, revision) (build_info{job=~\"${jobs}\"})" "{{job}} {{version}} {{revision}}") ];
+      queries = [ (q "count by (job, version, revision) (build_info{namespace=\"$namespace\", job=~\"${jobs}\"})" "{{job}} {{version}} {{revision}}") ];
       min = 0;
       w = 24;
       h = 6;
@@ -401,6 +403,23 @@ in
       hide = 0;
       refresh = 1;
       regex = "";
+      includeAll = false;
+      multi = false;
+      options = [ ];
+      skipUrlSync = false;
+    }
+    {
+      name = "namespace";
+      label = "Namespace";
+      type = "query";
+      inherit datasource;
+      query = "label_values(up{job=\"api-gateway\"}, namespace)";
+      definition = "label_values(up{job=\"api-gateway\"}, namespace)";
+      current = { text = defaultNamespace; value = defaultNamespace; };
+      hide = 0;
+      refresh = 1;
+      regex = "";
+      sort = 1;
       includeAll = false;
       multi = false;
       options = [ ];

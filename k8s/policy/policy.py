@@ -80,7 +80,21 @@ RULES: dict[str, str] = {
     "run-as-root": "containers must run hardened (non-root, read-only root fs, no escalation, drop ALL)",
     "container-port-mismatch": "the configured listen port must equal the declared http containerPort",
     "namespace-pod-security": "namespaces must enforce Pod Security restricted",
+    "entry-point-missing": "a namespace serving pods needs an entry point (Ingress, Gateway API route or LoadBalancer Service) whose backend exists",
+    "monitoring-unselected": "ServiceMonitors/PodMonitors/PrometheusRules need the Prometheus selection labels and must not select every namespace",
+    "rule-selector-unscoped": "every selector of a PrometheusRule expression needs a namespace matcher",
+    "configmap-mutable": "ConfigMaps a workload references must be immutable (content-named), so rollout undo restores them",
+    "image-no-digest": "deployable images must be pinned by digest (name:tag@sha256:...)",
 }
+
+# Labels a Prometheus resource selects ServiceMonitors/PodMonitors/Probes/PrometheusRules by.
+# kube-prometheus-stack's default is `release: <helm release>`; --selection-label overrides.
+SELECTION_LABELS: tuple[str, ...] = ("release",)
+MONITORING_KINDS = ("ServiceMonitor", "PodMonitor", "Probe", "PrometheusRule")
+ROUTE_KINDS = ("HTTPRoute", "GRPCRoute", "TLSRoute", "TCPRoute")
+# Labels that scope a PromQL selector to one namespace (ingress-nginx's series carry the
+# Ingress' namespace as exported_namespace when the controller's own `namespace` wins).
+SCOPE_LABELS = ("namespace", "exported_namespace")
 
 
 # --------------------------------------------------------------------------------------------
@@ -985,6 +999,218 @@ def _namespace_pod_security(index: Index) -> Reports:
             yield ns, f"label {PSS_LABEL} is {value!r}, expected 'restricted'"
 
 
+def _service_port_exists(svc: Obj, port: dict | None) -> bool:
+    port = port or {}
+    ports = svc.spec.get("ports") or []
+    if "name" in port:
+        return any(p.get("name") == port["name"] for p in ports)
+    if "number" in port:
+        return any(p.get("port") == port["number"] for p in ports)
+    return len(ports) == 1
+
+
+def _ingress_backends(ing: Obj) -> list[dict]:
+    spec = ing.spec
+    out = []
+    default = (spec.get("defaultBackend") or {}).get("service")
+    if default:
+        out.append(default)
+    for r in spec.get("rules") or []:
+        for path in ((r.get("http") or {}).get("paths")) or []:
+            svc = (path.get("backend") or {}).get("service")
+            if svc:
+                out.append(svc)
+    return out
+
+
+@rule("entry-point-missing")
+def _entry_point_missing(index: Index) -> Reports:
+    entry_ns: set[str] = set()
+    for ing in index.kind("Ingress"):
+        entry_ns.add(ing.namespace)
+        for backend in _ingress_backends(ing):
+            svc = index.find("Service", ing.namespace, str(backend.get("name", "")))
+            if svc is None:
+                yield ing, f"backend Service {backend.get('name')} is not in the set: the Ingress routes nowhere"
+            elif not _service_port_exists(svc, backend.get("port")):
+                yield ing, f"backend port {backend.get('port')} is not a port of Service {svc.name}"
+    for route in index.kind(*ROUTE_KINDS):
+        entry_ns.add(route.namespace)
+        for r in route.spec.get("rules") or []:
+            for ref in r.get("backendRefs") or []:
+                if ref.get("kind", "Service") != "Service":
+                    continue
+                ns = ref.get("namespace") or route.namespace
+                if index.find("Service", ns, str(ref.get("name", ""))) is None:
+                    yield route, f"backendRef Service {ns}/{ref.get('name')} is not in the set: the route leads nowhere"
+    for svc in index.kind("Service"):
+        if svc.spec.get("type") in ("LoadBalancer", "NodePort"):
+            entry_ns.add(svc.namespace)
+    served: dict[str, list[Obj]] = {}
+    for svc in index.kind("Service"):
+        selector = svc.spec.get("selector") or {}
+        if selector and index.pods_selected(svc.namespace, selector):
+            served.setdefault(svc.namespace, []).append(svc)
+    for ns, services in sorted(served.items()):
+        if ns in entry_ns:
+            continue
+        where = index.find("Namespace", "-", ns) or sorted(services, key=lambda o: o.name)[0]
+        yield where, (
+            f"no Ingress, Gateway API route or LoadBalancer/NodePort Service in {ns}: no client outside the "
+            f"cluster can reach {', '.join(sorted(s.name for s in services))} (a port-forward smoke test still passes)"
+        )
+
+
+@rule("monitoring-unselected")
+def _monitoring_unselected(index: Index) -> Reports:
+    for obj in index.kind(*MONITORING_KINDS):
+        labels = obj.meta.get("labels") or {}
+        missing = [k for k in SELECTION_LABELS if not labels.get(k)]
+        if missing:
+            yield obj, (
+                f"no {'/'.join(missing)} label: a kube-prometheus-stack Prometheus selects {obj.kind}s by "
+                f"{', '.join(SELECTION_LABELS)} and never loads this one"
+            )
+        if obj.kind in ("ServiceMonitor", "PodMonitor") and (obj.spec.get("namespaceSelector") or {}).get("any"):
+            yield obj, "namespaceSelector.any: true scrapes every namespace's matching Services/Pods"
+
+
+def promql_selectors(expr: str) -> list[tuple[str, dict[str, str]]]:
+    """(metric name, {label: value} of the =/=~ matchers) of every vector selector in `expr`.
+
+    A small tokenizer (same approach as monitoring/tools/promql_names.py): strings, ranges,
+    grouping label lists, functions and keywords are skipped; what remains are selectors.
+    """
+    token_re = re.compile(r"""
+        (?P<ws>\s+) | (?P<comment>\#[^\n]*)
+      | (?P<string>"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'|`[^`]*`)
+      | (?P<number>0[xX][0-9a-fA-F]+|(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?[A-Za-z0-9_]*)
+      | (?P<ident>[A-Za-z_:][A-Za-z0-9_:]*)
+      | (?P<op>=~|!~|!=|==|<=|>=|[-+*/%^<>=(){}\[\],@:])""", re.VERBOSE)
+    grouping = {"by", "without", "on", "ignoring", "group_left", "group_right"}
+    keywords = grouping | {"and", "or", "unless", "bool", "offset", "inf", "nan", "atan2"}
+    tokens: list[tuple[str, str]] = []
+    pos = 0
+    while pos < len(expr):
+        m = token_re.match(expr, pos)
+        if not m:
+            return []  # not PromQL we understand: report nothing rather than guess
+        pos = m.end()
+        if m.lastgroup not in ("ws", "comment"):
+            tokens.append((m.lastgroup or "", m.group()))
+
+    def skip(i: int, open_: str, close: str) -> int:
+        depth = 0
+        while i < len(tokens):
+            depth += tokens[i][1] == open_
+            depth -= tokens[i][1] == close
+            i += 1
+            if depth == 0:
+                return i
+        return i
+
+    def matchers(i: int) -> tuple[int, dict[str, str]]:
+        out: dict[str, str] = {}
+        i += 1
+        while i < len(tokens) and tokens[i][1] != "}":
+            if tokens[i][1] == "," or i + 2 >= len(tokens):
+                i += 1
+                continue
+            label, op, value = tokens[i][1].strip("\"'`"), tokens[i + 1][1], tokens[i + 2][1]
+            if op in ("=", "=~") and len(value) > 2:
+                out[label] = value[1:-1]
+            i += 3
+        return i + 1, out
+
+    found = []
+    i = 0
+    while i < len(tokens):
+        kind, text = tokens[i]
+        nxt = tokens[i + 1][1] if i + 1 < len(tokens) else ""
+        if text == "[":
+            i = skip(i, "[", "]")
+        elif text == "{":
+            i, labels = matchers(i)
+            found.append((labels.pop("__name__", ""), labels))
+        elif kind == "ident" and text.lower() in grouping:
+            i += 1
+            if i < len(tokens) and tokens[i][1] == "(":
+                i = skip(i, "(", ")")
+        elif kind == "ident" and text.lower() == "offset":
+            i += 2
+        elif kind == "ident" and (text.lower() in keywords or nxt == "(" or nxt.lower() in grouping):
+            i += 1
+        elif kind == "ident":
+            i += 1
+            labels = {}
+            if i < len(tokens) and tokens[i][1] == "{":
+                i, labels = matchers(i)
+            found.append((text, labels))
+        else:
+            i += 1
+    return found
+
+
+@rule("rule-selector-unscoped")
+def _rule_selector_unscoped(index: Index) -> Reports:
+    for obj in index.kind("PrometheusRule"):
+        for group in obj.spec.get("groups") or []:
+            for r in group.get("rules") or []:
+                name = r.get("alert") or r.get("record") or "?"
+                for metric, labels in promql_selectors(str(r.get("expr", ""))):
+                    if not any(labels.get(k) for k in SCOPE_LABELS):
+                        yield obj, (
+                            f"{group.get('name')}/{name}: selector {metric or '{...}'} has no namespace matcher: "
+                            "another namespace's series of the same job/container/HPA name fire it, and absent() stays silent"
+                        )
+
+
+def configmap_references(obj: Obj) -> list[tuple[str, str]]:
+    """(where, ConfigMap name) for every ConfigMap the pod template uses."""
+    out = []
+    spec = pod_spec(obj) or {}
+    for c in containers(obj):
+        for src in c.get("envFrom") or []:
+            ref = (src or {}).get("configMapRef")
+            if ref and ref.get("name"):
+                out.append((f"container {c.get('name')} envFrom", str(ref["name"])))
+        for item in c.get("env") or []:
+            ref = ((item or {}).get("valueFrom") or {}).get("configMapKeyRef")
+            if ref and ref.get("name"):
+                out.append((f"container {c.get('name')} env {item.get('name')}", str(ref["name"])))
+    for v in spec.get("volumes") or []:
+        if not isinstance(v, dict):
+            continue
+        if (v.get("configMap") or {}).get("name"):
+            out.append((f"volume {v.get('name')}", str(v["configMap"]["name"])))
+        for src in (v.get("projected") or {}).get("sources") or []:
+            if ((src or {}).get("configMap") or {}).get("name"):
+                out.append((f"volume {v.get('name')}", str(src["configMap"]["name"])))
+    return out
+
+
+@rule("configmap-mutable")
+def _configmap_mutable(index: Index) -> Reports:
+    for w in index.workloads():
+        seen = set()
+        for where, name in configmap_references(w):
+            cm = index.find("ConfigMap", w.namespace, name)
+            if cm is None or cm.doc.get("immutable") is True or (where, name) in seen:
+                continue
+            seen.add((where, name))
+            yield w, (
+                f"{where}: ConfigMap {name} is mutable; a config change edits it in place, so `rollout undo` restores "
+                "the pod template but keeps the new config. Name it after a hash of its data and set immutable: true"
+            )
+
+
+@container_rule("image-no-digest")
+def _image_no_digest(index: Index, w: Obj, c: dict) -> Iterator[str]:
+    image = str(c.get("image", ""))
+    if not re.search(r"@sha256:[0-9a-f]{64}$", image):
+        yield f"image {image} is not pinned by digest; a re-pushed tag changes what runs, and nodes pulling at different times run different code"
+
+
 # --------------------------------------------------------------------------------------------
 # Driver
 
@@ -1045,6 +1271,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="users-platform manifest policy checks")
     parser.add_argument("--json", action="store_true", help="one JSON object per finding")
     parser.add_argument("--list-rules", action="store_true", help="print the rule ids and exit")
+    parser.add_argument("--selection-label", action="append", metavar="KEY",
+                        help="label the Prometheus resource selects monitoring objects by (repeatable; default: release)")
     parser.add_argument("paths", nargs="*", metavar="FILE_OR_DIR")
     args = parser.parse_args(argv)
     if args.list_rules:
@@ -1053,6 +1281,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if not args.paths:
         parser.error("at least one FILE_OR_DIR is required")
+    if args.selection_label:
+        global SELECTION_LABELS
+        SELECTION_LABELS = tuple(args.selection_label)
     try:
         objects = load_objects(args.paths)
     except (OSError, yaml.YAMLError) as err:

@@ -17,6 +17,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import policy  # noqa: E402
 
 NS = "shop"
+DIGEST = "sha256:" + "ab" * 32
 HARDENED = {
     "runAsNonRoot": True,
     "readOnlyRootFilesystem": True,
@@ -40,7 +41,7 @@ def _probe(path, **extra):
 def _app(name, port, env, volumes=None, mounts=None):
     container = {
         "name": name,
-        "image": f"registry.example/{name}:0123abcd",
+        "image": f"registry.example/{name}:0123abcd@{DIGEST}",
         "ports": [{"name": "http", "containerPort": port}],
         "env": [{"name": "PORT", "value": str(port)}] + env,
         "envFrom": [{"configMapRef": {"name": name}}],
@@ -127,7 +128,7 @@ def base():
                     "securityContext": {"runAsUser": 10001},
                     "containers": [{
                         "name": "redis",
-                        "image": "registry.example/redis:7.2.5",
+                        "image": f"registry.example/redis:7.2.5@{DIGEST}",
                         "args": ["/etc/redis/redis.conf"],
                         "ports": [{"name": "redis", "containerPort": 6379}],
                         "livenessProbe": {"tcpSocket": {"port": "redis"}},
@@ -153,12 +154,14 @@ def base():
             "kind": "Namespace",
             "metadata": {"name": NS, "labels": {"pod-security.kubernetes.io/enforce": "restricted"}},
         },
-        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": _meta("api-gateway"),
+        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": _meta("api-gateway"), "immutable": True,
          "data": {"USER_SERVICE_URL": "http://user-service:3001", "LOG_LEVEL": "info"}},
-        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": _meta("user-service"),
+        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": _meta("user-service"), "immutable": True,
          "data": {"REDIS_URL": "redis://redis.shop.svc.cluster.local:6379/0"}},
-        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": _meta("redis-config"),
+        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": _meta("redis-config"), "immutable": True,
          "data": {"redis.conf": "appendonly yes\nmaxmemory-policy noeviction\ninclude /run/secrets/redis-auth/auth.conf\n"}},
+        # Not referenced by a workload (a Grafana dashboard): may stay mutable.
+        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": _meta("dashboard"), "data": {"d.json": "{}"}},
         _app("api-gateway", 3000, []),
         _app(
             "user-service", 3001,
@@ -194,6 +197,24 @@ def base():
                                  "egress": [{"to": [_pods("redis")], "ports": [{"port": 6379}]}]}),
         _netpol("redis", {**_pods("redis"), "policyTypes": ["Ingress", "Egress"],
                           "ingress": [{"from": [_pods("user-service")], "ports": [{"port": 6379}]}]}),
+        {"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "metadata": _meta("api-gateway"),
+         "spec": {"ingressClassName": "nginx", "rules": [{"host": "shop.example", "http": {"paths": [
+             {"path": "/api", "pathType": "Prefix",
+              "backend": {"service": {"name": "api-gateway", "port": {"name": "http"}}}}]}}]}},
+        {"apiVersion": "monitoring.coreos.com/v1", "kind": "ServiceMonitor",
+         "metadata": {**_meta("api-gateway"), "labels": {**_labels("api-gateway"), "release": "kube-prometheus-stack"}},
+         "spec": {"selector": {"matchLabels": _labels("api-gateway")}, "namespaceSelector": {"matchNames": [NS]},
+                  "endpoints": [{"port": "http"}]}},
+        {"apiVersion": "monitoring.coreos.com/v1", "kind": "PrometheusRule",
+         "metadata": {**_meta("shop"), "labels": {**_labels("shop"), "release": "kube-prometheus-stack"}},
+         "spec": {"groups": [{"name": "shop", "rules": [
+             {"record": "job:http_requests:rate5m",
+              "expr": f'sum by (namespace, job) (rate(http_requests_total{{namespace="{NS}", job=~"api-gateway|user-service"}}[5m]))'},
+             {"alert": "GatewayDown",
+              "expr": f'sum by (job) (up{{namespace="{NS}", job="api-gateway"}}) == 0 or absent(up{{namespace="{NS}", job="api-gateway"}})'},
+             {"alert": "EdgeErrors",
+              "expr": f'sum(rate(nginx_ingress_controller_requests{{exported_namespace="{NS}", status=~"5.."}}[5m])) > 1'},
+         ]}]}},
     ]
 
 
@@ -439,6 +460,70 @@ def m_namespace_pss(o):
     find(o, "Namespace", NS)["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] = "baseline"
 
 
+def m_no_ingress(o):
+    o.remove(find(o, "Ingress", "api-gateway"))
+
+
+def m_ingress_backend_missing(o):
+    find(o, "Ingress", "api-gateway")["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]["name"] = "gateway"
+
+
+def m_ingress_backend_port(o):
+    find(o, "Ingress", "api-gateway")["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]["port"] = {"number": 80}
+
+
+def m_service_monitor_no_release(o):
+    del find(o, "ServiceMonitor", "api-gateway")["metadata"]["labels"]["release"]
+
+
+def m_prometheus_rule_no_release(o):
+    del find(o, "PrometheusRule", "shop")["metadata"]["labels"]["release"]
+
+
+def m_service_monitor_any_namespace(o):
+    find(o, "ServiceMonitor", "api-gateway")["spec"]["namespaceSelector"] = {"any": True}
+
+
+def _rule_expr(o, name, expr):
+    for r in find(o, "PrometheusRule", "shop")["spec"]["groups"][0]["rules"]:
+        if name in (r.get("alert"), r.get("record")):
+            r["expr"] = expr
+
+
+def m_rule_unscoped(o):
+    _rule_expr(o, "job:http_requests:rate5m", 'sum by (job) (rate(http_requests_total{job=~"api-gateway|user-service"}[5m]))')
+
+
+def m_rule_absent_unscoped(o):
+    _rule_expr(o, "GatewayDown", f'sum by (job) (up{{namespace="{NS}", job="api-gateway"}}) == 0 or absent(up{{job="api-gateway"}})')
+
+
+def m_rule_unscoped_recorded_series(o):
+    _rule_expr(o, "EdgeErrors", "job:http_requests:rate5m > 1")
+
+
+def m_configmap_mutable_envfrom(o):
+    find(o, "ConfigMap", "api-gateway")["immutable"] = False
+
+
+def m_configmap_mutable_volume(o):
+    del find(o, "ConfigMap", "redis-config")["immutable"]
+
+
+def m_configmap_mutable_key_ref(o):
+    find(o, "ConfigMap", "dashboard")["data"]["LOG_LEVEL"] = "info"
+    container(o, "Deployment", "user-service")["env"].append(
+        {"name": "LOG_LEVEL", "valueFrom": {"configMapKeyRef": {"name": "dashboard", "key": "LOG_LEVEL"}}})
+
+
+def m_image_tag_only(o):
+    container(o, "Deployment", "user-service")["image"] = "registry.example/user-service:0123abcd"
+
+
+def m_image_short_digest(o):
+    container(o, "StatefulSet", "redis")["image"] = "registry.example/redis@sha256:abc"
+
+
 FAILING = [
     ("selector-mismatch", m_selector_mismatch),
     ("service-no-endpoints", m_service_no_endpoints),
@@ -486,6 +571,20 @@ FAILING = [
     ("container-port-mismatch", m_container_port),
     ("container-port-mismatch", m_container_port_configmap),
     ("namespace-pod-security", m_namespace_pss),
+    ("entry-point-missing", m_no_ingress),
+    ("entry-point-missing", m_ingress_backend_missing),
+    ("entry-point-missing", m_ingress_backend_port),
+    ("monitoring-unselected", m_service_monitor_no_release),
+    ("monitoring-unselected", m_prometheus_rule_no_release),
+    ("monitoring-unselected", m_service_monitor_any_namespace),
+    ("rule-selector-unscoped", m_rule_unscoped),
+    ("rule-selector-unscoped", m_rule_absent_unscoped),
+    ("rule-selector-unscoped", m_rule_unscoped_recorded_series),
+    ("configmap-mutable", m_configmap_mutable_envfrom),
+    ("configmap-mutable", m_configmap_mutable_volume),
+    ("configmap-mutable", m_configmap_mutable_key_ref),
+    ("image-no-digest", m_image_tag_only),
+    ("image-no-digest", m_image_short_digest),
 ]
 
 
@@ -562,6 +661,46 @@ def test_digest_reference_is_not_mutable():
     assert run(objs, "image-mutable-tag") == []
 
 
+def test_load_balancer_service_or_http_route_is_an_entry_point():
+    objs = base()
+    m_no_ingress(objs)
+    find(objs, "Service", "api-gateway")["spec"]["type"] = "LoadBalancer"
+    assert run(objs, "entry-point-missing") == []
+    objs = base()
+    m_no_ingress(objs)
+    objs.append({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute", "metadata": _meta("api"),
+                 "spec": {"parentRefs": [{"name": "public", "namespace": "gateways"}],
+                          "rules": [{"backendRefs": [{"name": "api-gateway", "port": 3000}]}]}})
+    assert run(objs, "entry-point-missing") == []
+    objs[-1]["spec"]["rules"][0]["backendRefs"][0]["name"] = "gone"
+    assert [f.obj.kind for f in run(objs, "entry-point-missing")] == ["HTTPRoute"]
+
+
+def test_missing_entry_point_is_reported_on_the_namespace():
+    objs = base()
+    m_no_ingress(objs)
+    assert [f.obj.ref for f in run(objs, "entry-point-missing")] == [f"Namespace/-/{NS}"]
+
+
+def test_selection_label_is_configurable(tmp_path):
+    objs = base()
+    for kind, name in (("ServiceMonitor", "api-gateway"), ("PrometheusRule", "shop")):
+        labels = find(objs, kind, name)["metadata"]["labels"]
+        del labels["release"]
+        labels["prometheus"] = "main"
+    path = _write(tmp_path, objs)
+    assert _cli(path).returncode == 1
+    result = _cli("--selection-label", "prometheus", path)
+    assert result.returncode == 0, result.stdout
+
+
+def test_promql_selectors_skip_strings_ranges_and_groupings():
+    expr = ('sum by (namespace, job) (rate(a{namespace="x"}[5m])) / on (job) group_left b:c{slo="y"} '
+            'or absent(up{job="z"}) and label_replace(d{exported_namespace="q"}, "namespace", "$1", "e", "(.*)")')
+    assert policy.promql_selectors(expr) == [
+        ("a", {"namespace": "x"}), ("b:c", {"slo": "y"}), ("up", {"job": "z"}), ("d", {"exported_namespace": "q"})]
+
+
 # Skips and the command line.
 
 
@@ -570,7 +709,8 @@ def latest_image_skipped(reason):
     objs = copy.deepcopy(base())
     m_image_latest(objs)
     find(objs, "Deployment", "api-gateway")["metadata"]["annotations"] = {
-        "users-platform.dev/policy-skip.image-mutable-tag": reason
+        "users-platform.dev/policy-skip.image-mutable-tag": reason,
+        "users-platform.dev/policy-skip.image-no-digest": reason,
     }
     return objs
 
@@ -584,7 +724,7 @@ def test_skip_annotation_with_reason_suppresses_and_notes():
 
 
 def test_skip_annotation_without_reason_is_ignored():
-    assert [f.rule for f in run(latest_image_skipped(""))] == ["image-mutable-tag"]
+    assert [f.rule for f in run(latest_image_skipped(""))] == ["image-mutable-tag", "image-no-digest"]
 
 
 def _write(tmp_path, objs, name="m.yaml"):

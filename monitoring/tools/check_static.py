@@ -6,7 +6,10 @@
   - every alert is covered by the promtool tests: firing with severity and all three annotations,
     and silent one evaluation interval before, in the same test;
   - every alert appears in docs/monitoring.md's alert table;
-  - the dashboard: unique panel ids, no overlapping panels, every query on the ${datasource}
+  - every selector of every rule is scoped to one namespace (an equality matcher on `namespace`,
+    or on `exported_namespace` for ingress-nginx's series), so another namespace's job,
+    container or HPA of the same name can neither fire an alert nor mask an absent();
+  - the dashboard: every selector scoped to the `namespace` template variable, unique panel ids, no overlapping panels, every query on the ${datasource}
     template variable.
 
 Usage: check_static.py RULES_YML DASHBOARD_JSON TESTS_DIR RUNBOOK_MD MONITORING_MD
@@ -18,6 +21,9 @@ import unicodedata
 from pathlib import Path
 
 import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from promql_names import selectors  # noqa: E402
 
 RUNBOOK_PREFIX = "https://github.com/users-platform/users-platform/blob/main/docs/runbook.md#"
 SEVERITIES = {"page", "ticket", "warning"}
@@ -83,6 +89,23 @@ def check_alerts(rules, runbook_md):
     return alerts
 
 
+SCOPE_LABELS = ("namespace", "exported_namespace")
+
+
+def check_scoped(rules):
+    scopes = set()
+    for group in rules["groups"]:
+        for rule in group["rules"]:
+            name = rule.get("alert") or rule.get("record")
+            for sel in selectors(rule["expr"]):
+                scope = [sel.equal[k] for k in SCOPE_LABELS if sel.equal.get(k)]
+                if not scope:
+                    error(f"{name}: selector {sel.name} is not scoped to a namespace ({' or '.join(SCOPE_LABELS)}=\"...\")")
+                scopes.update(scope)
+    if len(scopes) > 1:
+        error(f"rules are scoped to several namespaces: {sorted(scopes)}")
+
+
 def check_tests(alerts, tests_dir):
     firing, silent_before = {}, {}
     for path in sorted(tests_dir.glob("*.yml")):
@@ -124,6 +147,8 @@ def check_dashboard(dashboard):
     names = [v.get("name") for v in dashboard.get("templating", {}).get("list", [])]
     if "datasource" not in names:
         error("dashboard: no `datasource` template variable")
+    if "namespace" not in names:
+        error("dashboard: no `namespace` template variable")
     for panel in dashboard["panels"]:
         pid, title = panel["id"], panel.get("title")
         if pid in ids:
@@ -145,12 +170,16 @@ def check_dashboard(dashboard):
         for target in panel.get("targets", []):
             if target.get("datasource", {}).get("uid") != "${datasource}":
                 error(f"dashboard: a query of {title!r} does not use the ${{datasource}} variable")
+            for sel in selectors(target.get("expr", "").replace("$__rate_interval", "1m")):
+                if sel.equal.get("namespace") != "$namespace":
+                    error(f"dashboard: selector {sel.name} in {title!r} is not scoped to namespace=\"$namespace\"")
 
 
 def main():
     rules_yml, dashboard_json, tests_dir, runbook_md, monitoring_md = sys.argv[1:6]
     rules = yaml.safe_load(Path(rules_yml).read_text())
     alerts = check_alerts(rules, Path(runbook_md).read_text())
+    check_scoped(rules)
     check_tests(alerts, Path(tests_dir))
     check_docs(alerts, Path(monitoring_md).read_text())
     check_dashboard(json.loads(Path(dashboard_json).read_text()))
@@ -158,7 +187,8 @@ def main():
         print(f"check_static: {e}", file=sys.stderr)
     if errors:
         return 1
-    print(f"check_static: {len(alerts)} alerts with runbook sections, tests and docs; dashboard ok")
+    print(f"check_static: {len(alerts)} alerts with runbook sections, tests and docs; every selector "
+          "scoped to the namespace; dashboard ok")
     return 0
 
 

@@ -64,3 +64,21 @@ summary() {
 tmp_dir() {
   mktemp -d "${RUNNER_TEMP:-${TMPDIR:-/tmp}}/users-platform.XXXXXX"
 }
+
+# wait_rollouts NS TIMEOUT WORKLOAD...: `kubectl rollout status` of all workloads in parallel
+# (one deadline for all, so the worst case is TIMEOUT, not TIMEOUT x workloads). Prints the
+# workloads that did not become ready and returns 1 if there is any.
+wait_rollouts() {
+  local ns=$1 timeout=$2 w not_ready=()
+  shift 2
+  local -A pids=()
+  for w in "$@"; do
+    kubectl -n "$ns" rollout status "$w" --timeout="$timeout" >&2 &
+    pids[$w]=$!
+  done
+  for w in "$@"; do
+    wait "${pids[$w]}" || not_ready+=("$w")
+  done
+  printf "%s" "${not_ready[*]}"
+  ((${#not_ready[@]} == 0))
+}

@@ -4,6 +4,7 @@
 #   scripts/ci/notify-payload.sh OUT_FILE
 #
 # Environment: STATUS (success|failure|cancelled), ENVIRONMENT, IMAGE_TAGS ("name:tag ..."),
+# optionally TIMEOUT_MINUTES (the job's timeout, named in the message of a cancelled run),
 # and the runner's GITHUB_SHA, GITHUB_REF_NAME, GITHUB_ACTOR, GITHUB_SERVER_URL,
 # GITHUB_REPOSITORY, GITHUB_RUN_ID. Values are JSON-encoded with jq, never spliced in.
 set -euo pipefail
@@ -18,10 +19,13 @@ server=${GITHUB_SERVER_URL:-https://github.com}
 run_url="$server/$GITHUB_REPOSITORY/actions/runs/$GITHUB_RUN_ID"
 commit_url="$server/$GITHUB_REPOSITORY/commit/$GITHUB_SHA"
 short_sha=${GITHUB_SHA:0:7}
+# Anything but success is a failure for whoever is on call: a job that hit its timeout (or was
+# cancelled) ends as `cancelled`, possibly half-way through an apply or a rollback.
 case "$STATUS" in
   success) icon=":white_check_mark:" verb="succeeded" ;;
   failure) icon=":rotating_light:" verb="FAILED" ;;
-  *) icon=":warning:" verb="$STATUS" ;;
+  cancelled) icon=":rotating_light:" verb="FAILED (cancelled or timed out${TIMEOUT_MINUTES:+ after ${TIMEOUT_MINUTES} min}; check the rollout state now)" ;;
+  *) icon=":rotating_light:" verb="FAILED ($STATUS)" ;;
 esac
 
 jq -n \

@@ -9,11 +9,21 @@
 # recorded revision (`kubectl rollout undo --to-revision`), so running this after a deploy
 # that failed before touching a workload does not roll that workload back one step too far.
 # Workloads that did not exist before the deploy are left alone and listed.
+#
+# Config comes back too: pod templates reference content-named, immutable ConfigMaps
+# (k8s/lib/platform.nix), so the undone template names the old ConfigMap, which still exists.
+#
+# StatefulSets: with podManagementPolicy OrderedReady the controller does not replace a pod of
+# the bad revision that never becomes ready (it waits for it forever; kubernetes#67250). After
+# the undo, every pod of the StatefulSet whose controller-revision-hash is not the target
+# (.status.updateRevision) is deleted, so it comes back on the restored revision.
+#
+# The waits run in parallel with one deadline, ROLLOUT_TIMEOUT (default 300s).
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-require_cmd kubectl
+require_cmd kubectl jq
 
 # revision KIND/NAME: the current revision number of a Deployment or StatefulSet ("" if absent).
 revision() {
@@ -53,6 +63,28 @@ state=${2:?usage: $0 NAMESPACE STATE_FILE}
 timeout=${ROLLOUT_TIMEOUT:-300s}
 [[ -f "$state" ]] || die "no state file $state"
 
+# replace_stuck_pods NS statefulset/NAME: delete the pods not on the StatefulSet's target revision.
+replace_stuck_pods() {
+  local ns=$1 ref=$2 name=${2#*/} target="" generation observed pods
+  for _ in $(seq 1 30); do
+    read -r generation observed target < <(kubectl -n "$ns" get "$ref" \
+      -o jsonpath='{.metadata.generation} {.status.observedGeneration} {.status.updateRevision}{"\n"}') || true
+    [[ "$generation" == "$observed" && -n "$target" ]] && break
+    sleep 2
+  done
+  [[ -n "$target" ]] || { warn "$ref has no updateRevision; not replacing pods"; return 0; }
+  pods=$(kubectl -n "$ns" get pods -o json | jq -r --arg sts "$name" --arg rev "$target" '
+    .items[]
+    | select(any(.metadata.ownerReferences[]?; .kind == "StatefulSet" and .name == $sts))
+    | select(.metadata.labels["controller-revision-hash"] != $rev)
+    | .metadata.name')
+  if [[ -n "$pods" ]]; then
+    log "$ref: deleting pods not on revision $target: $(echo "$pods" | tr '\n' ' ')"
+    # shellcheck disable=SC2086 # one pod name per word
+    kubectl -n "$ns" delete pod $pods --wait=false
+  fi
+}
+
 undone=()
 while read -r ref before; do
   [[ -n "$ref" ]] || continue
@@ -65,6 +97,7 @@ while read -r ref before; do
     log "rolling back $ref from revision ${now:-?} to $before"
     kubectl -n "$ns" rollout undo "$ref" --to-revision="$before"
     undone+=("$ref")
+    case "$ref" in statefulset*/*) replace_stuck_pods "$ns" "$ref" ;; esac
   fi
 done <"$state"
 
@@ -73,10 +106,10 @@ while read -r ref; do
   grep -q "^$ref " "$state" || warn "$ref was created by this deploy and has no previous revision"
 done < <(kubectl -n "$ns" get deployments.apps,statefulsets.apps -o name 2>/dev/null || true)
 
-status=0
-for ref in "${undone[@]}"; do
-  kubectl -n "$ns" rollout status "$ref" --timeout="$timeout" || status=1
-done
+status=0 failed=""
+if ((${#undone[@]} > 0)); then
+  failed=$(wait_rollouts "$ns" "$timeout" "${undone[@]}") || status=1
+fi
 summary "### Rollback in $ns" "" "Rolled back: ${undone[*]:-nothing changed}"
-((status == 0)) || die "rollback did not converge within $timeout"
+((status == 0)) || die "rollback did not converge within $timeout: $failed"
 log "rollback finished: ${undone[*]:-nothing to undo}"
