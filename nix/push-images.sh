@@ -56,6 +56,10 @@ printf '%s\n' '{"default":[{"type":"insecureAcceptAnything"}]}' >"$policy"
 
 skopeo_auth=()
 manifest_tool_auth=()
+if [[ -n ${DOCKER_CONFIG:-} ]]; then
+  # A login done before (e.g. scripts/ci/registry-login.sh) in a config.json of its own.
+  manifest_tool_auth=(--docker-cfg "$DOCKER_CONFIG")
+fi
 if [[ -n ${REGISTRY_USERNAME:-} && -n ${REGISTRY_PASSWORD:-} ]]; then
   # Same format as Docker's config.json, so manifest-tool reads it too.
   mkdir -p "$workdir/docker"

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# Push the three images and record what was pushed.
+# Push the three images (each a multi-platform index of its amd64 and arm64 images) and
+# record what was pushed.
 #
 #   scripts/ci/push-images.sh ghcr.io/OWNER SHORT_SHA BRANCH OUT_FILE
 #
 # Runs `nix run .#push-images -- REGISTRY sha-<short> <branch>`: the app always pushes the
-# Nix content-hash tag and adds the extra tags. `latest` is never pushed. Afterwards each
+# Nix content-hash tag of the index (derived from its members' tags) and adds the extra tags. `latest` is never pushed. Afterwards each
 # image is resolved to its digest, so signing and attestation target the immutable digest.
 #
 # OUT_FILE gets one line per image:  <name> <registry>/<name>:<content-hash tag> <registry>/<name>@sha256:...
@@ -29,14 +30,18 @@ branch_tag=$(printf '%s' "$branch" | tr -c 'A-Za-z0-9_.-' '-' | cut -c1-128)
 sha_tag="sha-$short_sha"
 
 log "pushing to $registry with extra tags $sha_tag $branch_tag"
-push_log=$(tmp_dir)/push.log
+work=$(tmp_dir)
+push_log=$work/push.log
 nix run .#push-images -- "$registry" "$sha_tag" "$branch_tag" | tee "$push_log"
 
 : >"$out_file"
 tags=()
 for name in $images; do
   repo="$registry/$name"
-  digest=$(skopeo inspect --format '{{.Digest}}' "docker://$repo:$sha_tag")
+  # The digest of the multi-platform index itself: `skopeo inspect` without --raw would
+  # resolve the index to this runner's platform image, and we sign and deploy the index.
+  skopeo inspect --raw "docker://$repo:$sha_tag" >"$work/$name.index.json"
+  digest=$(skopeo manifest-digest "$work/$name.index.json")
   [[ "$digest" =~ ^sha256:[0-9a-f]{64}$ ]] || die "could not resolve $repo:$sha_tag to a digest"
   # The content-hash tag is the one ref the app printed for this repository that is not one
   # of our extra tags.

@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Keyless-sign each pushed image and attach its CycloneDX SBOM as a signed attestation.
+# Keyless-sign each pushed image and attach its CycloneDX SBOM as a signed attestation. The
+# digest is the multi-platform index's (push-images.sh), so the index is what is signed: a
+# verifier pulling the tag on either platform checks the signature of the index it resolved.
 #
 #   scripts/ci/sign-images.sh IMAGES_FILE SBOM_DIR
 #
