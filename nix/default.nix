@@ -23,6 +23,9 @@ let
 
   python = pkgs.python3.withPackages (ps: [ ps.pyyaml ]);
 
+  # The dev shell's Python also validates manifests (scripts/e2e, scripts/check-k8s).
+  devPython = pkgs.python3.withPackages (ps: [ ps.pyyaml ps.pytest ps.kubernetes-validate ]);
+
   # promtool lives in the `cli` output of nixpkgs' prometheus.
   promtool = pkgs.prometheus.cli or pkgs.prometheus;
 
@@ -115,7 +118,7 @@ in
       pkgs.deadnix
       pkgs.shellcheck
       pkgs.jq
-      python
+      devPython
     ];
     # Plain `cargo build` stays a fast glibc debug build; with `--target <musl
     # triple>` the shell links statically, exactly like the Nix package.
