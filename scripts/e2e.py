@@ -1097,6 +1097,7 @@ def collect_artifacts(kubectl: Kubectl, directory: Path) -> list[str]:
 
     def save(name: str, args: list[str], namespaced: bool = True) -> None:
         try:
+            (directory / name).parent.mkdir(parents=True, exist_ok=True)
             (directory / name).write_text(kubectl.run(args, namespaced), encoding="utf-8")
         except KubectlError as err:
             failed.append(str(err))
