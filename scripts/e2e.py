@@ -763,29 +763,31 @@ class PortForward:
     """kubectl port-forward svc/NAME :PORT on 127.0.0.1; .url once it listens; close() ends it."""
 
     def __init__(self, kubectl: Kubectl, service: str, port: int, timeout: float = 30):
+        # stderr goes to a file: a pipe nobody reads would block kubectl once it is full
+        self.errors = tempfile.TemporaryFile("w+")
         self.proc = subprocess.Popen(
             kubectl.argv(["port-forward", "--address", "127.0.0.1", f"svc/{service}", f":{port}"]),
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            stdout=subprocess.PIPE, stderr=self.errors, text=True,
         )
-        found: list[str] = []
-        reader = threading.Thread(target=self._read, args=(found,), daemon=True)
-        reader.start()
-        reader.join(timeout)
-        if not found:
+        self.port: str | None = None
+        self.listening = threading.Event()
+        threading.Thread(target=self._read, daemon=True).start()
+        if not self.listening.wait(timeout) or self.port is None:
+            self.errors.seek(0)
+            why = self.errors.read().strip()
             self.close()
-            err = self.proc.stderr.read() if self.proc.stderr else ""
-            raise KubectlError(f"port-forward to svc/{service}:{port} did not start: {err.strip()}")
-        self.url = f"http://127.0.0.1:{found[0]}"
+            raise KubectlError(f"port-forward to svc/{service}:{port} did not start: {why}")
+        self.url = f"http://127.0.0.1:{self.port}"
 
-    def _read(self, found: list[str]) -> None:
+    def _read(self) -> None:
+        """Finds the local port, then keeps draining stdout (a line per connection)."""
         assert self.proc.stdout is not None
         for line in self.proc.stdout:
             m = re.search(r"Forwarding from 127\.0\.0\.1:(\d+)", line)
-            if m:
-                found.append(m.group(1))
-                # keep draining so kubectl never blocks on a full pipe
-                threading.Thread(target=lambda: [None for _ in self.proc.stdout], daemon=True).start()
-                return
+            if m and self.port is None:
+                self.port = m.group(1)
+                self.listening.set()
+        self.listening.set()  # kubectl exited
 
     def close(self) -> None:
         if self.proc.poll() is None:
@@ -795,6 +797,7 @@ class PortForward:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+        self.errors.close()
 
 
 # ---------------------------------------------------------------------------------------------

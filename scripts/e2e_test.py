@@ -14,6 +14,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -618,6 +619,7 @@ def fake_api():
                               "createdAt": "t", "updatedAt": "t"}
         handler.order.append(uid)
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.service = "api-gateway"  # whose /metrics page the fake cluster serves here
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield handler, f"http://127.0.0.1:{server.server_address[1]}"
@@ -697,6 +699,9 @@ import json, os, sys, time
 args = sys.argv[1:]
 with open(os.environ["FAKE_KUBECTL_LOG"], "a") as log:
     log.write(json.dumps(args) + "\n")
+if "svc/missing" in args:
+    print('error: services "missing" not found', file=sys.stderr)
+    sys.exit(1)
 if "port-forward" in args:
     print("Forwarding from 127.0.0.1:43117 -> 3000", flush=True)
     print("Forwarding from [::1]:43117 -> 3000", flush=True)
@@ -738,6 +743,11 @@ def test_port_forward_reads_the_local_port_and_stops_kubectl(fake_kubectl):
                                "--address", "127.0.0.1", "svc/api-gateway", ":3000"]]
 
 
+def test_a_port_forward_that_does_not_start_says_why(fake_kubectl):
+    with pytest.raises(e2e.KubectlError, match='did not start: error: services "missing" not found'):
+        e2e.PortForward(e2e.Kubectl(None, "users-platform-dev"), "missing", 3000, timeout=10)
+
+
 def test_artifacts_hold_describe_events_and_every_containers_logs(fake_kubectl, tmp_path):
     out = tmp_path / "artifacts"
     failed = e2e.collect_artifacts(e2e.Kubectl(None, "users-platform-dev"), out)
@@ -753,3 +763,146 @@ def test_artifacts_hold_describe_events_and_every_containers_logs(fake_kubectl, 
     calls = fake_kubectl()
     assert ["-n", "users-platform-dev", "logs", "redis-0", "-c", "redis", "--tail=-1", "--timestamps"] in calls
     assert ["-n", "users-platform-dev", "get", "events", "--sort-by=.lastTimestamp", "-o", "wide"] in calls
+
+
+# ---------------------------------------------------------------------------------------------
+# A whole live run against a fake cluster: a fake kubectl keeping pods in a state file, and the
+# fake API, which answers 503 while the fake Redis is "deleted". Proves that what a live run
+# records is what --from-recording evaluates, and that the steps drive kubectl as intended.
+
+FAKE_CLUSTER = r'''#!/usr/bin/env python3
+import json, os, sys, time
+args = sys.argv[1:]
+state_path = os.environ["FAKE_STATE"]
+state = json.load(open(state_path))
+fixtures = os.environ["FAKE_FIXTURES"]
+with open(os.environ["FAKE_KUBECTL_LOG"], "a") as log:
+    log.write(json.dumps(args) + "\n")
+rest = args[args.index("-n") + 2:] if "-n" in args else args[args.index("--context") + 2:]
+def save():
+    json.dump(state, open(state_path, "w"))
+def pods(selector=None):
+    items = state["pods"]
+    if selector:
+        key, value = selector.split("=")
+        items = [p for p in items if p["metadata"]["labels"].get(key) == value]
+    return {"apiVersion": "v1", "kind": "List", "metadata": {"resourceVersion": ""}, "items": items}
+def fixture(name):
+    return open(os.path.join(fixtures, name)).read()
+if rest[0] == "port-forward":
+    print("Forwarding from 127.0.0.1:%s -> 3000" % json.loads(os.environ["FAKE_PORTS"])[rest[-2][4:]], flush=True)
+    time.sleep(60)
+elif rest[:2] == ["get", "pods"]:
+    print(json.dumps(pods(rest[rest.index("-l") + 1] if "-l" in rest else None)))
+elif rest[:2] == ["get", "ingress"]:
+    print(json.dumps({"apiVersion": "v1", "items": [], "kind": "List"}))
+elif rest[0] == "get" and rest[1].startswith("deploy,sts,svc"):
+    print(fixture("objects.yaml"))
+elif rest[:2] == ["get", "namespace"]:
+    print(fixture("namespace.yaml"))
+elif rest[:2] == ["rollout", "restart"]:
+    new = json.loads(fixture("restart-pods-after.json"))["items"][0]
+    state["pods"] = [new if p["metadata"]["labels"]["app.kubernetes.io/name"] == "user-service" else p for p in state["pods"]]
+    save()
+elif rest[:2] == ["rollout", "status"]:
+    print('deployment "user-service" successfully rolled out')
+elif rest[:2] == ["delete", "pod"]:
+    state["outage_until"] = time.time() + 1.5
+    new = [p for p in json.loads(fixture("redis-pods-after.json"))["items"] if p["metadata"]["name"] == "redis-0"][0]
+    state["pods"] = [new if p["metadata"]["name"] == "redis-0" else p for p in state["pods"]]
+    if os.environ.get("FAKE_LOSE_USERS"):
+        state["lose_users"] = True
+    save()
+elif rest[0] in ("wait", "describe", "logs") or rest[:2] == ["get", "events"] or rest[0] == "get":
+    print("output of " + " ".join(rest))
+else:
+    print("unexpected " + " ".join(args), file=sys.stderr)
+    sys.exit(1)
+'''
+
+
+@pytest.fixture
+def fake_cluster(tmp_path, monkeypatch, fake_api):
+    handler, url = fake_api
+    state_path = tmp_path / "state.json"
+    state_path.write_text(json.dumps({"pods": load(HEALTHY, "pods.json")["items"]}))
+    pages = {"api-gateway": load(HEALTHY, "metrics-api-gateway.txt"), "user-service": load(HEALTHY, "metrics-user-service.txt")}
+
+    original = handler.route
+
+    def route(self):
+        state = json.loads(state_path.read_text())
+        if self.path == "/metrics":
+            page = pages[self.server.service].encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain; version=0.0.4")
+            self.send_header("X-Request-ID", self.headers.get("X-Request-ID", "x"))
+            self.send_header("Content-Length", str(len(page)))
+            self.end_headers()
+            self.wfile.write(page)
+            return None
+        if state.get("lose_users") and handler.users:
+            handler.users.clear()
+            handler.order.clear()
+        if time.time() < state.get("outage_until", 0):
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            return self.answer(503, {"error": "storage unavailable"})
+        return original(self)
+
+    handler.route = route
+    handler.do_GET = handler.do_POST = handler.do_PATCH = handler.do_DELETE = handler.do_PUT = route
+    metrics_server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    metrics_server.service = "user-service"
+    threading.Thread(target=metrics_server.serve_forever, daemon=True).start()
+    gateway_port = urlsplit(url).port
+
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    kubectl = bin_dir / "kubectl"
+    kubectl.write_text(FAKE_CLUSTER.replace("/usr/bin/env python3", sys.executable))
+    kubectl.chmod(0o755)
+    log = tmp_path / "kubectl.log"
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv("FAKE_STATE", str(state_path))
+    monkeypatch.setenv("FAKE_FIXTURES", str(HEALTHY))
+    monkeypatch.setenv("FAKE_KUBECTL_LOG", str(log))
+    monkeypatch.setenv("FAKE_PORTS", json.dumps({"api-gateway": gateway_port,
+                                                 "user-service": metrics_server.server_address[1]}))
+    yield handler, lambda: [json.loads(line) for line in log.read_text().splitlines()]
+    metrics_server.shutdown()
+    metrics_server.server_close()
+
+
+def test_a_live_run_against_a_healthy_fake_cluster_passes_and_replays(fake_cluster, tmp_path, capsys):
+    handler, calls = fake_cluster
+    recording = tmp_path / "recording"
+    code = e2e.main(["--context", "fake", "--load-seconds", "1", "--concurrency", "2", "--record", str(recording),
+                     "--artifacts", str(tmp_path / "artifacts")])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert out.count("PASS ") == 6 and not (tmp_path / "artifacts").exists()
+    assert len(handler.users) == 3  # the test users were deleted at the end; the seeded ones stay
+    made = [c[4:] if c[2] == "-n" else c[2:] for c in calls()]  # without --context fake [-n NS]
+    assert all(c[:2] == ["--context", "fake"] for c in calls())
+    assert ["rollout", "restart", "deployment/user-service"] in made
+    assert ["delete", "pod", "redis-0", "--wait=false"] in made
+    assert ["port-forward", "--address", "127.0.0.1", "svc/user-service", ":3001"] in made
+    assert sorted(p.name for p in recording.iterdir()) == sorted(f for s in e2e.STEPS for f in e2e.recording_files(s))
+    assert e2e.main(["--from-recording", str(recording)]) == 0
+    redis = json.loads((recording / "redis.json").read_text())
+    assert redis["users"] and redis["recovered_at"] > 1.0
+    assert {p["status"] for p in redis["probes"]} == {200, 503}
+
+
+def test_a_live_run_that_loses_users_fails_with_artifacts(fake_cluster, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("FAKE_LOSE_USERS", "1")
+    artifacts = tmp_path / "artifacts"
+    code = e2e.main(["--context", "fake", "--load-seconds", "1", "--skip", "objects,metrics,restart",
+                     "--artifacts", str(artifacts)])
+    out = capsys.readouterr().out
+    assert code == 1
+    assert "FAIL redis:" in out and "users created before are gone" in out
+    assert (artifacts / "events.txt").is_file() and (artifacts / "describe-pods.txt").is_file()
+    assert (artifacts / "logs" / "redis-0_redis.log").is_file()
+    assert (artifacts / "recording" / "redis.json").is_file()
+    assert e2e.main(["--from-recording", str(artifacts / "recording"), "--skip", "objects,metrics,restart"]) == 1
