@@ -307,7 +307,8 @@ def clean_objects(docs: list[dict]) -> list[dict]:
     for doc in docs:
         if not isinstance(doc, dict):
             continue
-        for item in doc.get("items") or [] if str(doc.get("kind", "")).endswith("List") else [doc]:
+        is_list = str(doc.get("kind", "")).endswith("List")
+        for item in (doc.get("items") or []) if is_list else [doc]:
             if (item.get("kind"), (item.get("metadata") or {}).get("name")) not in AUTOMATIC:
                 items.append(clean_object(item))
     scaled = {
@@ -730,7 +731,11 @@ def evaluate_recording(directory: Path, skip: list[str]) -> list[Result]:
 # I/O: kubectl
 
 
-class KubectlError(Exception):
+class StepError(Exception):
+    """A step could not make its observations."""
+
+
+class KubectlError(StepError):
     pass
 
 
@@ -970,7 +975,7 @@ class Live:
             user = new_user(self.run_id, f"seed-{n}")
             ex = api.request("seed", "POST", "/api/users", user)
             if ex["status"] != 201:
-                raise KubectlError(f"cannot create a test user: {ex['status'] or ex['error']} {ex['body'][:200]}")
+                raise StepError(f"cannot create a test user: {ex['status'] or ex['error']} {ex['body'][:200]}")
             self.users.append({"id": body_json(ex)["id"], "email": user["email"]})
             self.cleanup_ids.append(self.users[-1]["id"])
 
@@ -1002,6 +1007,8 @@ class Live:
                 ex = Api(forward.url, run_id=self.run_id).request("metrics", "GET", "/metrics")
             finally:
                 forward.close()
+            if ex["status"] != 200:
+                print(f"note: GET /metrics of {service}: {ex['status'] or ex['error']}")
             self.record(f"metrics-{service}.txt", ex["body"] if ex["status"] == 200 else None)
 
     def restart(self) -> None:
@@ -1050,7 +1057,7 @@ class Live:
         before = self.record("redis-pods-before.json", self.kubectl.pods())
         pod = next((p["metadata"]["name"] for p in before["items"] if app_of(p) == "redis"), None)
         if pod is None:
-            raise KubectlError("no Redis pod to delete")
+            raise StepError("no Redis pod to delete")
         users = [dict(u) for u in self.users]
         probes: list[dict] = []
         recovered = None
