@@ -779,8 +779,10 @@ fixtures = os.environ["FAKE_FIXTURES"]
 with open(os.environ["FAKE_KUBECTL_LOG"], "a") as log:
     log.write(json.dumps(args) + "\n")
 rest = args[args.index("-n") + 2:] if "-n" in args else args[args.index("--context") + 2:]
-def save():
-    json.dump(state, open(state_path, "w"))
+def save():  # atomically: the fake API reads the state while requests run
+    with open(state_path + ".new", "w") as f:
+        json.dump(state, f)
+    os.replace(state_path + ".new", state_path)
 def pods(selector=None):
     items = state["pods"]
     if selector:
