@@ -413,7 +413,7 @@ CRUD_EXPECT = {
     "create-1": 201, "create-2": 201, "create-3": 201, "get-1": 200, "page-small": 200,
     "patch-1": 200, "duplicate-email": 409, "invalid": 422, "unsupported-media": 415,
     "bad-limit": 400, "unknown-route": 404, "method-not-allowed": 405, "delete-3": 204,
-    "get-deleted": 404, "get-unknown": 404,
+    "get-deleted": 404, "get-unknown": 404, "generated-request-id": 200,
 }
 USER_KEYS = {"id", "name", "email", "role", "createdAt", "updatedAt"}
 
@@ -824,11 +824,16 @@ class Api:
         self.lock = threading.Lock()
 
     def request(self, name: str, method: str, path: str, body: Any = None, raw: bytes | None = None,
-                content_type: str | None = "application/json", timeout: float = REQUEST_TIMEOUT) -> dict:
-        with self.lock:
-            self.counter += 1
-            rid = f"e2e-{self.run_id}-{self.counter}"
-        headers = {"X-Request-ID": rid, "Connection": "close", "Accept": "application/json"}
+                content_type: str | None = "application/json", timeout: float = REQUEST_TIMEOUT,
+                send_request_id: bool = True) -> dict:
+        """Without send_request_id the service must make up an X-Request-ID itself."""
+        rid = None
+        headers = {"Connection": "close", "Accept": "application/json"}
+        if send_request_id:
+            with self.lock:
+                self.counter += 1
+                rid = f"e2e-{self.run_id}-{self.counter}"
+            headers["X-Request-ID"] = rid
         if self.host:
             headers["Host"] = self.host
         data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
@@ -889,6 +894,7 @@ def crud_scenario(api: Api, run_id: str) -> list[dict]:
     ex.append(api.request("delete-3", "DELETE", f"/api/users/{ids[2]}"))
     ex.append(api.request("get-deleted", "GET", f"/api/users/{ids[2]}"))
     ex.append(api.request("get-unknown", "GET", f"/api/users/{uuid.uuid4()}"))
+    ex.append(api.request("generated-request-id", "GET", "/api/users?limit=1", send_request_id=False))
     return ex
 
 

@@ -295,6 +295,14 @@ def test_an_echoed_request_id_must_be_ours():
     assert any("X-Request-ID 'something-else' is not the one sent" in p for p in res.problems)
 
 
+def test_an_answer_to_a_request_without_id_needs_a_generated_one():
+    exchanges, by = crud_by_name(HEALTHY)
+    assert by["generated-request-id"]["request_id"] is None
+    del by["generated-request-id"]["headers"]["x-request-id"]
+    assert e2e.evaluate_crud(exchanges).problems == [
+        "generated-request-id (GET /api/users?limit=1): no X-Request-ID header"]
+
+
 def test_a_request_without_answer_fails():
     exchanges, by = crud_by_name(HEALTHY)
     by["patch-1"].update(status=None, error="ConnectionResetError: [Errno 104] Connection reset by peer")
