@@ -927,7 +927,9 @@ def run_load(api: Api, user_ids: list[str], concurrency: int, stop: threading.Ev
                                               "path": ex["path"], "status": ex["status"], "error": ex["error"],
                                               "body": ex["body"][:200]})
                 elif ex["method"] == "POST":
-                    created.append({"id": body_json(ex).get("id"), "email": user["email"]})
+                    body = body_json(ex)
+                    if isinstance(body, dict) and body.get("id"):
+                        created.append({"id": body["id"], "email": user["email"]})
 
     threads = [threading.Thread(target=worker, args=(w,), daemon=True) for w in range(concurrency)]
     for t in threads:
