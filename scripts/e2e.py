@@ -2,8 +2,8 @@
 """End-to-end test of a deployed users-platform (issue 19). Run it through scripts/e2e.
 
     scripts/e2e [--context CTX] [--namespace NS] [--base-url URL [--host HOST]] [--skip STEP,...]
-                [--load-seconds N] [--concurrency N] [--artifacts DIR] [--record DIR]
-    scripts/e2e --from-recording DIR        # evaluate a recording: no cluster, no network
+                [--load-seconds N] [--concurrency N] [--artifacts DIR] [--record DIR] [--local-images]
+    scripts/e2e --from-recording DIR [--local-images]   # evaluate a recording: no cluster, no network
 
 Every step first *observes* (kubectl and HTTP calls; the only I/O) and then *evaluates* what it
 observed with pure functions. The observations of a step are a few files (kubectl's own JSON/YAML,
@@ -14,7 +14,9 @@ recordings in scripts/e2e-fixtures/.
 Steps, in order (each prints one PASS/FAIL line with its figures; exit status 1 if any failed):
   pods      every pod Running and Ready, no container waiting or restarted, all three apps present
   objects   the live objects (kubectl get -o yaml), cleaned of server-populated fields, pass the
-            policy engine (k8s/policy/policy.py) and kubernetes-validate --strict
+            policy engine (k8s/policy/policy.py) and kubernetes-validate --strict; with
+            --local-images (images loaded into the nodes by `kind load`, as deploy-dev does)
+            the findings of the rule image-no-digest are ignored
   crud      CRUD, pagination, JSON errors and X-Request-ID through the entry point
   metrics   /metrics of both services has the key series
   restart   kubectl rollout restart of the user-service under load: 0 failed requests
@@ -147,6 +149,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--record", metavar="DIR", help="write every observation into DIR (a recording)")
     p.add_argument("--from-recording", metavar="DIR", help="evaluate the recording in DIR instead of "
                    "calling kubectl and the API")
+    p.add_argument("--local-images", action="store_true", help="the images were loaded into the nodes "
+                   "without a registry (kind load, as deploy-dev does), so the policy engine's "
+                   "image-no-digest rule does not apply: a digest only pins what a registry serves")
     args = p.parse_args(argv)
     args.skip = sorted({s for group in args.skip for s in group}, key=STEPS.index)
     if args.host and not args.base_url:
@@ -274,6 +279,9 @@ def evaluate_pods_step(pods: dict) -> Result:
 SERVER_METADATA = ("managedFields", "uid", "resourceVersion", "generation", "creationTimestamp",
                    "selfLink", "deletionTimestamp", "deletionGracePeriodSeconds", "ownerReferences")
 SERVER_ANNOTATIONS = ("kubectl.kubernetes.io/last-applied-configuration", "deployment.kubernetes.io/revision")
+# A digest only pins what a registry serves: images loaded into the nodes without a registry
+# (kind load, as deploy-dev does) are applied by tag, so --local-images ignores this rule.
+LOCAL_IMAGE_RULES = ("image-no-digest",)
 # Created by Kubernetes itself in every namespace, not by us.
 AUTOMATIC = {("ConfigMap", "kube-root-ca.crt"), ("ServiceAccount", "default")}
 
@@ -355,7 +363,9 @@ def run_schema(objects: list[dict], workdir: Path) -> tuple[list[str], int]:
     return lines, len(files)
 
 
-def evaluate_objects(docs: list[dict]) -> Result:
+def evaluate_objects(docs: list[dict], local_images: bool = False) -> Result:
+    """The live objects against the policy engine and the schemas. local_images: the images were
+    loaded into the nodes without a registry, so findings of LOCAL_IMAGE_RULES do not count."""
     objects = clean_objects(docs)
     kinds = sorted({o.get("kind", "?") for o in objects})
     problems = []
@@ -367,8 +377,12 @@ def evaluate_objects(docs: list[dict]) -> Result:
     with tempfile.TemporaryDirectory(prefix="e2e-objects-") as tmp:
         findings = run_policy(objects, Path(tmp))
         schema, validated = run_schema(objects, Path(tmp))
+    ignored = [f for f in findings if local_images and f.split(" ", 1)[0] in LOCAL_IMAGE_RULES]
+    findings = [f for f in findings if f not in ignored]
     problems += [f"policy: {f}" for f in findings] + [f"schema: {s}" for s in schema]
-    summary = (f"{len(objects)} live objects ({', '.join(kinds)}): {len(findings)} policy findings, "
+    note = (f" ({len(ignored)} {'/'.join(LOCAL_IMAGE_RULES)} ignored: --local-images, images loaded "
+            "without a registry)" if local_images else "")
+    summary = (f"{len(objects)} live objects ({', '.join(kinds)}): {len(findings)} policy findings{note}, "
                f"{validated} validated against Kubernetes {K8S_VERSION} with {len(schema)} errors")
     return result("objects", summary, problems)
 
@@ -696,12 +710,12 @@ def save_file(path: Path, data: Any) -> None:
     path.write_text(text, encoding="utf-8")
 
 
-def evaluate_step(step: str, obs: dict[str, Any]) -> Result:
+def evaluate_step(step: str, obs: dict[str, Any], local_images: bool = False) -> Result:
     """The evaluation of one step from its observations (file name -> content)."""
     if step == "pods":
         return evaluate_pods_step(obs["pods.json"])
     if step == "objects":
-        return evaluate_objects(obs["objects.yaml"] + obs["namespace.yaml"])
+        return evaluate_objects(obs["objects.yaml"] + obs["namespace.yaml"], local_images)
     if step == "crud":
         return evaluate_crud(obs["crud.json"])
     if step == "metrics":
@@ -713,7 +727,7 @@ def evaluate_step(step: str, obs: dict[str, Any]) -> Result:
     raise ValueError(step)
 
 
-def evaluate_recording(directory: Path, skip: list[str]) -> list[Result]:
+def evaluate_recording(directory: Path, skip: list[str], local_images: bool = False) -> list[Result]:
     results = []
     for step in STEPS:
         if step in skip:
@@ -723,7 +737,7 @@ def evaluate_recording(directory: Path, skip: list[str]) -> list[Result]:
         if missing:
             results.append(Result(step, False, f"not in the recording {directory}: {', '.join(missing)}"))
             continue
-        results.append(evaluate_step(step, {f: load_file(directory / f) for f in files}))
+        results.append(evaluate_step(step, {f: load_file(directory / f) for f in files}, local_images))
     return results
 
 
@@ -1152,7 +1166,7 @@ def run_live(args: argparse.Namespace) -> list[Result]:
             try:
                 getattr(live, step)()
                 files = recording_files(step)
-                res = evaluate_step(step, {f: live.observations.get(f) for f in files})
+                res = evaluate_step(step, {f: live.observations.get(f) for f in files}, args.local_images)
             except Exception as err:  # noqa: BLE001 - a step that crashes fails; the others still run
                 res = Result(step, False, f"could not run: {type(err).__name__}: {err}")
             res.summary += f" [{time.monotonic() - started:.1f}s]"
@@ -1181,7 +1195,7 @@ def main(argv: list[str] | None = None) -> int:
         if not directory.is_dir():
             print(f"e2e: no recording directory {directory}", file=sys.stderr)
             return 2
-        results = evaluate_recording(directory, args.skip)
+        results = evaluate_recording(directory, args.skip, args.local_images)
         for res in results:
             print("\n".join(res.lines()))
         if args.artifacts:

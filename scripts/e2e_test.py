@@ -47,6 +47,13 @@ def test_defaults():
     assert args.namespace == "users-platform-dev"
     assert (args.load_seconds, args.concurrency, args.skip) == (5, 4, [])
     assert args.base_url is None and args.context is None and args.from_recording is None
+    assert args.local_images is False
+
+
+def test_local_images_is_an_option_of_live_runs_and_recordings():
+    assert e2e.parse_args(["--local-images"]).local_images is True
+    args = e2e.parse_args(["--from-recording", "x", "--local-images"])
+    assert (args.from_recording, args.local_images) == ("x", True)
 
 
 def test_skip_accepts_commas_and_repeats_in_step_order():
@@ -86,10 +93,19 @@ def test_entry_point_options():
 
 
 def test_healthy_recording_passes(capsys):
-    assert e2e.main(["--from-recording", str(HEALTHY)]) == 0
+    # The healthy recording is a kind cluster (deploy-dev): images loaded by `kind load`, by tag.
+    assert e2e.main(["--from-recording", str(HEALTHY), "--local-images"]) == 0
     out = capsys.readouterr().out
     assert out.count("PASS ") == len(e2e.STEPS)
     assert "e2e: 6 passed, 0 failed, 0 skipped" in out
+
+
+def test_healthy_recording_without_local_images_fails_only_on_digests(capsys):
+    assert e2e.main(["--from-recording", str(HEALTHY)]) == 1
+    out = capsys.readouterr().out
+    assert [line.split()[1].rstrip(":") for line in out.splitlines() if line.startswith("FAIL ")] == ["objects"]
+    findings = [line for line in out.splitlines() if line.startswith("    - policy: ")]
+    assert len(findings) == 3 and all(f.startswith("    - policy: image-no-digest ") for f in findings)
 
 
 def test_broken_recording_fails_every_step(capsys):
@@ -101,8 +117,10 @@ def test_broken_recording_fails_every_step(capsys):
 def test_the_wrapper_exits_like_the_evaluation():
     env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
     wrapper = Path(__file__).resolve().parent / "e2e"
-    healthy = subprocess.run([str(wrapper), "--from-recording", str(HEALTHY)], env=env, capture_output=True, text=True)
-    broken = subprocess.run([str(wrapper), "--from-recording", str(BROKEN)], env=env, capture_output=True, text=True)
+    healthy = subprocess.run([str(wrapper), "--from-recording", str(HEALTHY), "--local-images"], env=env,
+                             capture_output=True, text=True)
+    broken = subprocess.run([str(wrapper), "--from-recording", str(BROKEN), "--local-images"], env=env,
+                            capture_output=True, text=True)
     assert (healthy.returncode, broken.returncode) == (0, 1), healthy.stdout + broken.stdout
 
 
@@ -211,7 +229,7 @@ def test_cleaning_removes_what_the_server_populates():
     assert not set(e2e.SERVER_METADATA) & set(cleaned["metadata"])
     assert not set(e2e.SERVER_ANNOTATIONS) & set(cleaned["metadata"].get("annotations", {}))
     assert "creationTimestamp" not in cleaned["spec"]["template"]["metadata"]
-    assert cleaned["metadata"]["annotations"]["checkov.io/skip1"].startswith("CKV_K8S_43")  # ours stay
+    assert cleaned["metadata"]["annotations"]["checkov.io/skip1"].startswith("CKV_K8S_15")  # ours stay
     assert "status" in raw  # the input is not modified
 
 
@@ -230,22 +248,45 @@ def test_cleaning_drops_automatic_objects_and_hpa_owned_replicas():
 
 def test_the_policy_engine_needs_the_cleaning(tmp_path):
     raw = [o for o in live_objects(HEALTHY)[0]["items"]] + live_objects(HEALTHY)[1:]
-    findings = e2e.run_policy(raw, tmp_path)
+    findings = [f for f in e2e.run_policy(raw, tmp_path) if not f.startswith("image-no-digest ")]  # kind: by tag
     assert findings and all(f.startswith("hpa-fixed-replicas ") for f in findings)
 
 
 def test_healthy_live_objects_have_no_findings():
-    res = e2e.evaluate_objects(live_objects(HEALTHY))
+    res = e2e.evaluate_objects(live_objects(HEALTHY), local_images=True)
     assert res.ok, res.problems
-    assert "0 policy findings, 23 validated" in res.summary
+    assert "0 policy findings (3 image-no-digest ignored: --local-images" in res.summary
+    assert ", 24 validated" in res.summary
+
+
+def test_without_local_images_an_image_without_digest_is_a_finding():
+    res = e2e.evaluate_objects(live_objects(HEALTHY))
+    assert not res.ok
+    assert sorted(p.split()[2] for p in res.problems) == [
+        "Deployment/users-platform-dev/api-gateway:", "Deployment/users-platform-dev/user-service:",
+        "StatefulSet/users-platform-dev/redis:"]
+    assert all(p.startswith("policy: image-no-digest ") for p in res.problems)
+    assert "3 policy findings, 24 validated" in res.summary and "ignored" not in res.summary
+
+
+def test_local_images_ignores_no_other_rule_nor_a_digest_elsewhere():
+    docs = live_objects(HEALTHY)
+    gateway = next(o for o in docs[0]["items"] if o["kind"] == "Deployment" and o["metadata"]["name"] == "api-gateway")
+    gateway["spec"]["template"]["spec"]["containers"][0]["image"] = "ghcr.io/users-platform/api-gateway:latest"
+    res = e2e.evaluate_objects(docs, local_images=True)
+    assert [p.split()[1] for p in res.problems] == ["image-mutable-tag"]
+    assert "1 policy findings (3 image-no-digest ignored" in res.summary
 
 
 def test_broken_live_objects_are_reported_by_the_policy_engine():
-    res = e2e.evaluate_objects(live_objects(BROKEN))
+    res = e2e.evaluate_objects(live_objects(BROKEN), local_images=True)
     assert not res.ok
     rules = sorted(p.split()[1] for p in res.problems if p.startswith("policy: "))
     assert rules == ["image-mutable-tag", "memory-limit-missing"]
     assert all("Deployment/users-platform-dev/api-gateway" in p for p in res.problems)
+    without = e2e.evaluate_objects(live_objects(BROKEN))
+    assert sorted(p.split()[1] for p in without.problems) == \
+        ["image-mutable-tag", "image-no-digest", "image-no-digest", "image-no-digest", "memory-limit-missing"]
 
 
 def test_an_invalid_live_object_fails_the_schema_check():
@@ -887,7 +928,7 @@ def test_a_live_run_against_a_healthy_fake_cluster_passes_and_replays(fake_clust
     handler, calls = fake_cluster
     recording = tmp_path / "recording"
     code = e2e.main(["--context", "fake", "--load-seconds", "1", "--concurrency", "2", "--record", str(recording),
-                     "--artifacts", str(tmp_path / "artifacts")])
+                     "--artifacts", str(tmp_path / "artifacts"), "--local-images"])
     out = capsys.readouterr().out
     assert code == 0, out
     assert out.count("PASS ") == 6 and not (tmp_path / "artifacts").exists()
@@ -898,7 +939,9 @@ def test_a_live_run_against_a_healthy_fake_cluster_passes_and_replays(fake_clust
     assert ["delete", "pod", "redis-0", "--wait=false"] in made
     assert ["port-forward", "--address", "127.0.0.1", "svc/user-service", ":3001"] in made
     assert sorted(p.name for p in recording.iterdir()) == sorted(f for s in e2e.STEPS for f in e2e.recording_files(s))
-    assert e2e.main(["--from-recording", str(recording)]) == 0
+    assert "image-no-digest ignored: --local-images" in out
+    assert e2e.main(["--from-recording", str(recording), "--local-images"]) == 0
+    assert e2e.main(["--from-recording", str(recording), "--skip", "pods,crud,metrics,restart,redis"]) == 1
     redis = json.loads((recording / "redis.json").read_text())
     assert redis["users"] and redis["recovered_at"] > 1.0
     assert {p["status"] for p in redis["probes"]} == {200, 503}

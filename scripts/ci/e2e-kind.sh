@@ -56,5 +56,7 @@ done
 [[ ${status:-} == 200 ]] || die "the Ingress did not route /api/users to the gateway within 3 min (last status ${status:-none})"
 
 log "scripts/e2e through the Ingress (Host: $host)"
+# --local-images: deploy-dev loads the images with `kind load` and applies them by tag, without
+# digest (a digest only pins what a registry serves), so image-no-digest does not apply here.
 scripts/e2e --context "$context" --namespace "$namespace" --base-url "$base_url" --host "$host" \
-  --artifacts "$artifacts"
+  --local-images --artifacts "$artifacts"
