@@ -12,7 +12,7 @@ use crate::{
         server,
         shutdown::{self, Shutdown},
     },
-    users,
+    service_name, users,
 };
 
 pub fn run(config: Config) -> anyhow::Result<()> {
@@ -87,10 +87,10 @@ async fn run_gateway(listener: TcpListener, config: GatewayConfig, shutdown: Shu
     let app = gateway::build(&config, shutdown.clone());
     app.health.spawn_background_check();
     let address = listener.local_addr()?;
-    log_listening(gateway::SERVICE_NAME, address);
+    log_listening(service_name::API_GATEWAY, address);
     tracing::info!(upstream = %config.upstream.base_url, "forwarding /api/users to the user-service");
     server::serve(listener, app.router, shutdown, config.server.shutdown).await?;
-    tracing::info!(service = gateway::SERVICE_NAME, "stopped");
+    tracing::info!(service = service_name::API_GATEWAY, "stopped");
     Ok(())
 }
 
@@ -111,11 +111,11 @@ async fn run_user_service(listener: TcpListener, config: UserServiceConfig, shut
     };
     tokio::spawn(prepare);
     app.health.spawn_background_check();
-    log_listening(users::SERVICE_NAME, listener.local_addr()?);
+    log_listening(service_name::USER_SERVICE, listener.local_addr()?);
     server::serve(listener, app.router, shutdown, config.server.shutdown).await?;
     // Redis closes last: in-flight requests above may still have needed it.
     drop(redis);
-    tracing::info!(service = users::SERVICE_NAME, "stopped; Redis connection closed");
+    tracing::info!(service = service_name::USER_SERVICE, "stopped; Redis connection closed");
     Ok(())
 }
 

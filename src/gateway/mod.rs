@@ -15,12 +15,13 @@ use crate::{
     telemetry::metrics::{self, DependencyGauge, HttpMetrics},
 };
 
+pub mod openapi;
 pub mod routes;
 pub mod upstream;
 
 use upstream::{Upstream, UpstreamMetrics};
 
-pub const SERVICE_NAME: &str = "api-gateway";
+use crate::service_name::API_GATEWAY as SERVICE_NAME;
 
 /// Handler state. axum clones the state for every request: behind an `Arc` that is one
 /// reference count, not a clone of the hyper client, URI, budget and metric handles.
@@ -56,7 +57,7 @@ pub fn build(config: &GatewayConfig, shutdown: Shutdown) -> GatewayApp {
         .with_state(Gateway {
             upstream: Arc::new(upstream),
         });
-    let openapi = Arc::new(crate::openapi::document());
+    let openapi = Arc::new(openapi::document());
     let always_served = health.clone().routes().merge(metrics::route(registry.clone())).route(
         "/openapi.json",
         get(move || std::future::ready(Json(openapi.as_ref().clone()))),

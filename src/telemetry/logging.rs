@@ -148,7 +148,7 @@ where
             line.clear();
             line.push(b'{');
             if !shadowed("timestamp", 0) {
-                let now = crate::users::model::format_timestamp(OffsetDateTime::now_utc());
+                let now = crate::timestamp::format(OffsetDateTime::now_utc());
                 put_str(line, "timestamp", &now);
             }
             if !shadowed("level", 0) {

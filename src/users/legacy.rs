@@ -11,8 +11,10 @@
 use serde_json::Value;
 use time::{OffsetDateTime, format_description::well_known::Rfc3339};
 
+use crate::timestamp::{format as format_timestamp, truncate_to_millis, unix_millis};
+
 use super::{
-    model::{Role, UserId, format_timestamp, truncate_to_millis, unix_millis},
+    model::{Role, UserId},
     store::{
         StoreError,
         redis::{BY_CREATED_KEY, EMAIL_KEY_PREFIX, RedisStore, USER_KEY_PREFIX},

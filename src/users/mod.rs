@@ -26,7 +26,7 @@ pub mod store;
 
 use store::{MemoryStore, RedisStore, UserStore, redis::RedisMetrics};
 
-pub const SERVICE_NAME: &str = "user-service";
+use crate::service_name::USER_SERVICE as SERVICE_NAME;
 
 /// A built user-service: its router and the handles start-up and tests need.
 pub struct UserServiceApp {

@@ -19,6 +19,7 @@ mod drain;
 mod fuzz;
 mod gateway;
 mod legacy;
+mod module_map;
 mod outage;
 mod process;
 mod props;

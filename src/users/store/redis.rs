@@ -20,7 +20,8 @@ use super::{Cursor, Page, PageRequest, StoreError, UserStore};
 use crate::{
     config::RedisConfig,
     telemetry::metrics,
-    users::model::{Email, Role, User, UserId, UserName, UserPatch, format_timestamp, truncate_to_millis},
+    timestamp::{self, format as format_timestamp, truncate_to_millis},
+    users::model::{Email, Role, User, UserId, UserName, UserPatch},
 };
 
 pub const USER_KEY_PREFIX: &str = "users:user:";
@@ -321,7 +322,7 @@ fn user_from_values(values: Vec<Option<String>>) -> Result<User, StoreError> {
     let time = |value: Option<String>, field: &str| {
         value
             .as_deref()
-            .and_then(crate::users::model::parse_timestamp)
+            .and_then(timestamp::parse)
             .ok_or_else(|| corrupt(field))
     };
     Ok(User {
