@@ -30,10 +30,27 @@ pub struct Gateway {
     upstream: Arc<Upstream>,
 }
 
+/// A built gateway: its router, and what start-up and tests do with it.
 pub struct GatewayApp {
-    pub router: Router,
-    pub registry: Registry,
-    pub health: Health,
+    router: Router,
+    registry: Registry,
+    health: Health,
+}
+
+impl GatewayApp {
+    /// The router to serve (cheap to clone: routes are shared).
+    pub fn router(&self) -> Router {
+        self.router.clone()
+    }
+
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// Starts the background dependency check, which ends with the server.
+    pub fn spawn_background_work(&self) {
+        self.health.spawn_background_check();
+    }
 }
 
 pub fn build(config: &GatewayConfig, shutdown: Shutdown) -> GatewayApp {

@@ -47,12 +47,12 @@ impl Targets {
             .expect("runtime");
         let (users, gateway, known_ids, served, service) = runtime.block_on(async {
             let service = user_service(Backend::Memory).await;
-            let served = serve(service.app.router.clone(), service.shutdown.clone()).await;
+            let served = serve(service.app.router(), service.shutdown.clone()).await;
             let gateway = gateway::build(
                 &gateway_config(&served.url(""), Duration::from_secs(5), 512),
                 Shutdown::new(),
             )
-            .router;
+            .router();
             let mut known_ids = Vec::new();
             for n in 0..3 {
                 let request = Request::post("/users")
@@ -61,14 +61,14 @@ impl Targets {
                         json!({"name": format!("Known {n}"), "email": format!("known{n}@example.com")}).to_string(),
                     ))
                     .expect("request");
-                let response = service.app.router.clone().oneshot(request).await.expect("infallible");
+                let response = service.app.router().oneshot(request).await.expect("infallible");
                 let body = axum::body::to_bytes(response.into_body(), usize::MAX)
                     .await
                     .expect("body");
                 let user: Value = serde_json::from_slice(&body).expect("json");
                 known_ids.push(user["id"].as_str().expect("id").to_owned());
             }
-            (service.app.router.clone(), gateway, known_ids, served, service)
+            (service.app.router(), gateway, known_ids, served, service)
         });
         Self {
             runtime,

@@ -86,7 +86,7 @@ async fn serve_gateway(
         &gateway_config(upstream, upstream_timeout, max_concurrent_requests),
         Shutdown::new(),
     );
-    (serve(app.router, Shutdown::new()).await, app.registry)
+    (serve(app.router(), Shutdown::new()).await, app.registry().clone())
 }
 
 /// Waits up to 5 s until `gateway`'s metrics page contains `needle` (the scrape itself is one

@@ -218,11 +218,11 @@ pub struct UserServiceUnderTest {
 }
 
 pub async fn user_service(backend: Backend) -> UserServiceUnderTest {
-    user_service_with_redis_deadline(backend, Duration::from_millis(500))
+    user_service_with_redis_deadline(backend, Duration::from_millis(500)).await
 }
 
 /// Like [`user_service`], with a chosen Redis command deadline (unused on the memory store).
-fn user_service_with_redis_deadline(backend: Backend, redis_command_timeout: Duration) -> UserServiceUnderTest {
+async fn user_service_with_redis_deadline(backend: Backend, redis_command_timeout: Duration) -> UserServiceUnderTest {
     let shutdown = Shutdown::new();
     let registry = metrics::new_registry();
     let (store, redis_server): (Arc<dyn UserStore>, _) = match backend {
@@ -235,7 +235,8 @@ fn user_service_with_redis_deadline(backend: Backend, redis_command_timeout: Dur
         }
     };
     let app = users::build_with_store(store, registry, &settings(), shutdown.clone());
-    app.started.store(true, std::sync::atomic::Ordering::Release);
+    // The start-up work the server would run in the background, done before the first request.
+    app.prepare(false).await;
     UserServiceUnderTest {
         app,
         redis: redis_server,
@@ -310,15 +311,15 @@ impl Stack {
 
     /// Serves `user_service` and a gateway in front of it with the given upstream deadline.
     async fn serve_with_gateway(user_service: UserServiceUnderTest, upstream_timeout: Duration) -> Self {
-        let users = serve(user_service.app.router.clone(), user_service.shutdown.clone()).await;
+        let users = serve(user_service.app.router(), user_service.shutdown.clone()).await;
         let shutdown = Shutdown::new();
         let app = gateway::build(&gateway_config(&users.url(""), upstream_timeout, 512), shutdown.clone());
-        let gateway = serve(app.router, shutdown).await;
+        let gateway = serve(app.router(), shutdown).await;
         Self {
             gateway,
             users,
             user_service,
-            gateway_registry: app.registry,
+            gateway_registry: app.registry().clone(),
         }
     }
 
@@ -503,7 +504,7 @@ pub fn keyspace_dump(conn: &mut redis::Connection) -> std::collections::BTreeMap
 ///   `emailKey` is not `k`;
 /// - a user whose own index entry is missing or names someone else (allowed only when
 ///   `allow_shared_legacy_emails` and the owner is another user with the same `emailKey`:
-///   migrated duplicates, see src/users/legacy.rs);
+///   migrated duplicates, see src/users/store/redis/legacy.rs);
 /// - creation-index members without a hash, and hashes missing from the creation index.
 pub fn index_problems(conn: &mut redis::Connection, allow_shared_legacy_emails: bool) -> Vec<String> {
     use std::collections::{HashMap, HashSet};
@@ -612,7 +613,7 @@ pub async fn wait_stopped(pid: i32, within: Duration) {
 /// upstream deadline 2 s above it): the concurrency tests give Redis (fsync on every write)
 /// room on a loaded CI machine, so a slow disk is not mistaken for a lost write.
 pub async fn redis_stack(command_timeout: Duration) -> Stack {
-    let user_service = user_service_with_redis_deadline(Backend::Redis, command_timeout);
+    let user_service = user_service_with_redis_deadline(Backend::Redis, command_timeout).await;
     Stack::serve_with_gateway(user_service, command_timeout + Duration::from_secs(2)).await
 }
 

@@ -327,7 +327,7 @@ async fn an_instance_killed_during_start_up_leaves_a_state_the_next_one_complete
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_shared_legacy_email_is_indexed_to_its_oldest_owner() {
-    // src/users/legacy.rs: "a duplicate email keeps the record but only the oldest owner is
+    // src/users/store/redis/legacy.rs: "a duplicate email keeps the record but only the oldest owner is
     // indexed". Record "472" (LEGACY5@Example.COM) is older than record "5" but comes later
     // in the array.
     let redis = RedisServer::start();

@@ -40,7 +40,7 @@ proptest! {
             }
             for (method, uri) in [("POST", "/users"), ("PATCH", "/users/some-id")] {
                 let request = Request::builder().method(method).uri(uri).header("content-type", "application/json").body(Body::from(body.to_string())).expect("request");
-                let status = svc.app.router.clone().oneshot(request).await.expect("infallible").status();
+                let status = svc.app.router().oneshot(request).await.expect("infallible").status();
                 prop_assert!(status.is_client_error() || status.is_success(), "{} {} -> {}", method, body, status);
             }
             Ok(())
@@ -56,7 +56,7 @@ proptest! {
             if !content_type.is_empty() {
                 request = request.header("content-type", content_type);
             }
-            let response = svc.app.router.clone().oneshot(request.body(Body::from(bytes)).expect("request")).await.expect("infallible");
+            let response = svc.app.router().oneshot(request.body(Body::from(bytes)).expect("request")).await.expect("infallible");
             prop_assert!(response.status().is_client_error() || response.status().is_success());
             Ok(())
         })?;
