@@ -331,7 +331,7 @@ fn json_value() -> BoxedStrategy<Value> {
 }
 
 /// A user-shaped object: mostly plausible fields (so creates and updates succeed, conflict
-/// and validate), sometimes anything at all.
+/// and validate), sometimes anything at all, sometimes with a field the API does not know.
 fn user_like() -> impl Strategy<Value = Value> {
     let name = prop_oneof![3 => "[ \\PC]{0,110}".prop_map(Value::String), 1 => json_value()];
     let email = prop_oneof![
@@ -344,13 +344,17 @@ fn user_like() -> impl Strategy<Value = Value> {
         proptest::option::weighted(0.9, name),
         proptest::option::weighted(0.9, email),
         proptest::option::of(role),
+        proptest::option::weighted(0.1, "[a-z]{1,8}"),
     )
-        .prop_map(|(name, email, role)| {
+        .prop_map(|(name, email, role, unknown)| {
             let mut object = serde_json::Map::new();
             for (key, value) in [("name", name), ("email", email), ("role", role)] {
                 if let Some(value) = value {
                     object.insert(key.to_owned(), value);
                 }
+            }
+            if let Some(key) = unknown {
+                object.entry(key).or_insert(Value::from(1));
             }
             Value::Object(object)
         })

@@ -22,6 +22,5 @@ mod legacy;
 mod module_map;
 mod outage;
 mod process;
-mod props;
 mod store_contract;
 mod user_service;
