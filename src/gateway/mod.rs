@@ -12,6 +12,7 @@ use crate::{
         middleware::{Observer, service_router},
         shutdown::Shutdown,
     },
+    service_name::API_GATEWAY as SERVICE_NAME,
     telemetry::metrics::{self, DependencyGauge, HttpMetrics},
 };
 
@@ -20,8 +21,6 @@ pub mod routes;
 pub mod upstream;
 
 use upstream::{Upstream, UpstreamMetrics};
-
-use crate::service_name::API_GATEWAY as SERVICE_NAME;
 
 /// Handler state. axum clones the state for every request: behind an `Arc` that is one
 /// reference count, not a clone of the hyper client, URI, budget and metric handles.

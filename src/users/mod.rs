@@ -16,6 +16,7 @@ use crate::{
         middleware::{Observer, service_router},
         shutdown::Shutdown,
     },
+    service_name::USER_SERVICE as SERVICE_NAME,
     telemetry::metrics::{self, DependencyGauge, HttpMetrics},
 };
 
@@ -24,8 +25,6 @@ pub mod routes;
 pub mod store;
 
 use store::{MemoryStore, RedisStore, StoreError, UserStore, redis::RedisMetrics};
-
-use crate::service_name::USER_SERVICE as SERVICE_NAME;
 
 /// A built user-service: its router, and what start-up and tests do with it. The store is only
 /// reachable through the trait, whichever backend it is.
