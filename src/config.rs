@@ -8,6 +8,8 @@ use std::{fmt, path::PathBuf, time::Duration};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use hyper::Uri;
 
+use crate::service_name;
+
 /// Which process shape to run; one per image (as Loki's `-target`).
 #[derive(Debug, Parser)]
 #[command(
@@ -168,9 +170,9 @@ impl Target {
     /// The `service` name on log lines that belong to no single request.
     pub fn service_name(&self) -> &'static str {
         match self {
-            Target::ApiGateway(_) => crate::gateway::SERVICE_NAME,
-            Target::UserService(_) => crate::users::SERVICE_NAME,
-            Target::All { .. } => "users-platform",
+            Target::ApiGateway(_) => service_name::API_GATEWAY,
+            Target::UserService(_) => service_name::USER_SERVICE,
+            Target::All { .. } => service_name::ALL_IN_ONE,
         }
     }
 }

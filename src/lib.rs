@@ -4,9 +4,10 @@
 pub mod config;
 pub mod gateway;
 pub mod http;
-pub mod openapi;
+pub mod service_name;
 pub mod startup;
 pub mod telemetry;
+pub mod timestamp;
 pub mod users;
 
 /// The crate version, reported by `/health` and `build_info`.

@@ -12,7 +12,7 @@ use crate::{
         server,
         shutdown::{self, Shutdown},
     },
-    users,
+    service_name, users,
 };
 
 pub fn run(config: Config) -> anyhow::Result<()> {
@@ -85,37 +85,24 @@ async fn bind(variable: &str, server: &ServerConfig) -> anyhow::Result<TcpListen
 
 async fn run_gateway(listener: TcpListener, config: GatewayConfig, shutdown: Shutdown) -> anyhow::Result<()> {
     let app = gateway::build(&config, shutdown.clone());
-    app.health.spawn_background_check();
+    app.spawn_background_work();
     let address = listener.local_addr()?;
-    log_listening(gateway::SERVICE_NAME, address);
+    log_listening(service_name::API_GATEWAY, address);
     tracing::info!(upstream = %config.upstream.base_url, "forwarding /api/users to the user-service");
-    server::serve(listener, app.router, shutdown, config.server.shutdown).await?;
-    tracing::info!(service = gateway::SERVICE_NAME, "stopped");
+    server::serve(listener, app.router(), shutdown, config.server.shutdown).await?;
+    tracing::info!(service = service_name::API_GATEWAY, "stopped");
     Ok(())
 }
 
 async fn run_user_service(listener: TcpListener, config: UserServiceConfig, shutdown: Shutdown) -> anyhow::Result<()> {
-    let (app, redis) = users::build(&config, shutdown.clone())?;
-    if redis.is_none() {
-        tracing::warn!("no REDIS_URL or REDIS_HOST: using the in-memory store; data is lost on exit");
-    }
-    let prepare = {
-        let (started, store, seed, shutdown) = (
-            app.started.clone(),
-            app.store.clone(),
-            config.seed_sample_users,
-            shutdown.clone(),
-        );
-        let redis = redis.clone();
-        async move { users::prepare_store(&started, &store, redis, seed, shutdown).await }
-    };
-    tokio::spawn(prepare);
-    app.health.spawn_background_check();
-    log_listening(users::SERVICE_NAME, listener.local_addr()?);
-    server::serve(listener, app.router, shutdown, config.server.shutdown).await?;
-    // Redis closes last: in-flight requests above may still have needed it.
-    drop(redis);
-    tracing::info!(service = users::SERVICE_NAME, "stopped; Redis connection closed");
+    let app = users::build(&config, shutdown.clone())?;
+    app.spawn_background_work(config.seed_sample_users);
+    log_listening(service_name::USER_SERVICE, listener.local_addr()?);
+    server::serve(listener, app.router(), shutdown, config.server.shutdown).await?;
+    // The store's connection is released with the last handle on it: this app's, and those of
+    // its background tasks, which end with the server.
+    drop(app);
+    tracing::info!(service = service_name::USER_SERVICE, "stopped");
     Ok(())
 }
 

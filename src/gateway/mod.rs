@@ -12,15 +12,15 @@ use crate::{
         middleware::{Observer, service_router},
         shutdown::Shutdown,
     },
+    service_name::API_GATEWAY as SERVICE_NAME,
     telemetry::metrics::{self, DependencyGauge, HttpMetrics},
 };
 
+pub mod openapi;
 pub mod routes;
 pub mod upstream;
 
 use upstream::{Upstream, UpstreamMetrics};
-
-pub const SERVICE_NAME: &str = "api-gateway";
 
 /// Handler state. axum clones the state for every request: behind an `Arc` that is one
 /// reference count, not a clone of the hyper client, URI, budget and metric handles.
@@ -29,10 +29,27 @@ pub struct Gateway {
     upstream: Arc<Upstream>,
 }
 
+/// A built gateway: its router, and what start-up and tests do with it.
 pub struct GatewayApp {
-    pub router: Router,
-    pub registry: Registry,
-    pub health: Health,
+    router: Router,
+    registry: Registry,
+    health: Health,
+}
+
+impl GatewayApp {
+    /// The router to serve (cheap to clone: routes are shared).
+    pub fn router(&self) -> Router {
+        self.router.clone()
+    }
+
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// Starts the background dependency check, which ends with the server.
+    pub fn spawn_background_work(&self) {
+        self.health.spawn_background_check();
+    }
 }
 
 pub fn build(config: &GatewayConfig, shutdown: Shutdown) -> GatewayApp {
@@ -56,7 +73,7 @@ pub fn build(config: &GatewayConfig, shutdown: Shutdown) -> GatewayApp {
         .with_state(Gateway {
             upstream: Arc::new(upstream),
         });
-    let openapi = Arc::new(crate::openapi::document());
+    let openapi = Arc::new(openapi::document());
     let always_served = health.clone().routes().merge(metrics::route(registry.clone())).route(
         "/openapi.json",
         get(move || std::future::ready(Json(openapi.as_ref().clone()))),

@@ -10,7 +10,7 @@ use axum::{
 use super::Gateway;
 use crate::{
     http::{
-        ApiError, error::ErrorBody, json::BodyBytes, middleware::UNMATCHED_ROUTE, request_id::RequestId,
+        ApiError, error::ErrorBody, json::BodyBytes, request_id::RequestId, route_label::route_label,
         trace_context::TraceContext,
     },
     users::{
@@ -40,7 +40,7 @@ impl<S: Send + Sync> FromRequest<S> for ProxyRequest {
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
         let (mut parts, body) = req.into_parts();
         let route = parts.extensions.get::<MatchedPath>().cloned();
-        // Set by the observe middleware; rebuilt from the headers if a test router skips it.
+        // Set by the request id and access log layers; rebuilt from the headers if a test router skips it.
         let request_id = parts
             .extensions
             .remove::<RequestId>()
@@ -78,7 +78,7 @@ async fn forward(gateway: &Gateway, req: ProxyRequest) -> Result<Response<Body>,
             path_and_query: &req.path_and_query,
             headers: &req.headers,
             body: req.body,
-            route: req.route.as_ref().map_or(UNMATCHED_ROUTE, MatchedPath::as_str),
+            route: route_label(req.route.as_ref()),
             request_id: req.request_id.header_value(),
             traceparent: req.trace.traceparent(),
         })

@@ -12,7 +12,7 @@ use serde::de::DeserializeOwned;
 use super::ApiError;
 
 /// A JSON request body (requires `Content-Type: application/json`; the size bound is
-/// `observe`'s, which reads every body first).
+/// `whole_body`'s, which reads every body first).
 pub struct JsonBody<T>(pub T);
 
 impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
@@ -24,7 +24,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
     }
 }
 
-/// The raw request body (already read and bounded by `observe`).
+/// The raw request body (already read and bounded by `whole_body`).
 pub struct BodyBytes(pub Bytes);
 
 impl<S: Send + Sync> FromRequest<S> for BodyBytes {

@@ -1,7 +1,13 @@
-//! Request ids: a client's `X-Request-ID` is kept when it is short and printable (so it cannot
-//! inject log lines or bloat headers); otherwise a new UUID is made.
+//! Request ids, and the outermost layer: a client's `X-Request-ID` is kept when it is short and
+//! printable (so it cannot inject log lines or bloat headers); otherwise a new UUID is made.
+//! Every response carries it back.
 
-use axum::http::{HeaderMap, HeaderName, HeaderValue};
+use axum::{
+    extract::Request,
+    http::{HeaderMap, HeaderName, HeaderValue},
+};
+
+use super::layer::{Around, Inner, ResponseFuture};
 
 pub const HEADER: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -37,6 +43,24 @@ impl RequestId {
     pub fn as_str(&self) -> &str {
         // Acceptable ids are visible ASCII, so this never falls back.
         self.0.to_str().unwrap_or("invalid")
+    }
+}
+
+/// Layer: puts the request's [`RequestId`] in its extensions and its header on the response.
+#[derive(Clone)]
+pub struct SetRequestId;
+
+impl Around for SetRequestId {
+    fn around<S: Inner>(&self, mut req: Request, inner: &mut S) -> ResponseFuture {
+        let id = RequestId::from_headers(req.headers());
+        let header = id.header_value().clone();
+        req.extensions_mut().insert(id);
+        let response = inner.call(req);
+        Box::pin(async move {
+            let mut response = response.await?;
+            response.headers_mut().insert(HEADER, header);
+            Ok(response)
+        })
     }
 }
 

@@ -1,4 +1,4 @@
-//! Shutdown phases (DESIGN §7). On SIGTERM or SIGINT readiness turns 503 at once, but the
+//! Shutdown phases (docs/design.md §7). On SIGTERM or SIGINT readiness turns 503 at once, but the
 //! listener stays open for the drain delay: Kubernetes removes the pod from Service endpoints
 //! some time after the signal, and requests routed meanwhile must still be served. Then the
 //! listener closes and in-flight requests finish within a bound. A second signal exits at once.

@@ -16,26 +16,54 @@ use crate::{
         middleware::{Observer, service_router},
         shutdown::Shutdown,
     },
+    service_name::USER_SERVICE as SERVICE_NAME,
     telemetry::metrics::{self, DependencyGauge, HttpMetrics},
 };
 
-pub mod legacy;
 pub mod model;
 pub mod routes;
 pub mod store;
 
-use store::{MemoryStore, RedisStore, UserStore, redis::RedisMetrics};
+use store::{MemoryStore, RedisStore, StoreError, UserStore, redis::RedisMetrics};
 
-pub const SERVICE_NAME: &str = "user-service";
-
-/// A built user-service: its router and the handles start-up and tests need.
+/// A built user-service: its router, and what start-up and tests do with it. The store is only
+/// reachable through the trait, whichever backend it is.
 pub struct UserServiceApp {
-    pub router: Router,
-    pub registry: Registry,
-    pub store: Arc<dyn UserStore>,
-    pub health: Health,
-    /// Set once start-up work (legacy migration, seeding) is done; readiness waits for it.
-    pub started: Arc<AtomicBool>,
+    router: Router,
+    registry: Registry,
+    store: Arc<dyn UserStore>,
+    health: Health,
+    /// Set once start-up work (`UserStore::prepare`, seeding) is done; readiness waits for it.
+    started: Arc<AtomicBool>,
+    shutdown: Shutdown,
+}
+
+impl UserServiceApp {
+    /// The router to serve (cheap to clone: routes are shared).
+    pub fn router(&self) -> Router {
+        self.router.clone()
+    }
+
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    pub fn store(&self) -> Arc<dyn UserStore> {
+        self.store.clone()
+    }
+
+    /// Starts what runs beside the server until it stops: the start-up work (retried until the
+    /// store answers) and the background dependency check.
+    pub fn spawn_background_work(&self, seed_sample_users: bool) {
+        let (store, started, shutdown) = (self.store.clone(), self.started.clone(), self.shutdown.clone());
+        tokio::spawn(async move { prepare_store(&started, store.as_ref(), seed_sample_users, &shutdown).await });
+        self.health.spawn_background_check();
+    }
+
+    /// Does the start-up work now and returns when it is done (or the server stopped).
+    pub async fn prepare(&self, seed_sample_users: bool) {
+        prepare_store(&self.started, self.store.as_ref(), seed_sample_users, &self.shutdown).await;
+    }
 }
 
 /// Options that shape the app but are not the store itself.
@@ -55,18 +83,24 @@ impl From<&crate::config::ServerConfig> for AppSettings {
 }
 
 /// Opens the configured store (lazily for Redis) and builds the app around it.
-pub fn build(config: &UserServiceConfig, shutdown: Shutdown) -> anyhow::Result<(UserServiceApp, Option<RedisStore>)> {
+pub fn build(config: &UserServiceConfig, shutdown: Shutdown) -> anyhow::Result<UserServiceApp> {
     let registry = metrics::new_registry();
-    let (store, redis): (Arc<dyn UserStore>, Option<RedisStore>) = match &config.store {
-        StoreConfig::Memory => (Arc::new(MemoryStore::new()), None),
+    let store: Arc<dyn UserStore> = match &config.store {
+        StoreConfig::Memory => {
+            tracing::warn!("no REDIS_URL or REDIS_HOST: using the in-memory store; data is lost on exit");
+            Arc::new(MemoryStore::new())
+        }
         StoreConfig::Redis(redis_config) => {
             tracing::info!(redis = %redis_config.redacted_url, "using the Redis store");
-            let redis = RedisStore::connect(redis_config, RedisMetrics::register(&registry))?;
-            (Arc::new(redis.clone()), Some(redis))
+            Arc::new(RedisStore::connect(redis_config, RedisMetrics::register(&registry))?)
         }
     };
-    let app = build_with_store(store, registry, &AppSettings::from(&config.server), shutdown);
-    Ok((app, redis))
+    Ok(build_with_store(
+        store,
+        registry,
+        &AppSettings::from(&config.server),
+        shutdown,
+    ))
 }
 
 /// Builds the app on a given store and registry (tests use this for both stores).
@@ -85,7 +119,7 @@ pub fn build_with_store(
     let gauge = DependencyGauge::register(&registry, store.kind());
     let health = Health::new(SERVICE_NAME, Arc::new(dependency), gauge, shutdown.clone());
     let users_total = metrics::gauge(&registry, "users_total", "Users in the store");
-    spawn_users_total_refresh(store.clone(), users_total, shutdown);
+    spawn_users_total_refresh(store.clone(), users_total, shutdown.clone());
 
     let api = Router::new()
         .route("/users", get(routes::list_users).post(routes::create_user))
@@ -112,6 +146,7 @@ pub fn build_with_store(
         store,
         health,
         started,
+        shutdown,
     }
 }
 
@@ -152,19 +187,13 @@ fn spawn_users_total_refresh(store: Arc<dyn UserStore>, gauge: prometheus::IntGa
     });
 }
 
-/// Start-up work that needs the store: legacy migration (Redis) and optional sample users.
+/// Start-up work that needs the store: its own preparation and optional sample users.
 /// Retries until the store answers, so the service recovers by itself from starting before
 /// Redis; readiness stays 503 meanwhile.
-pub async fn prepare_store(
-    started: &AtomicBool,
-    store: &Arc<dyn UserStore>,
-    redis: Option<RedisStore>,
-    seed: bool,
-    shutdown: Shutdown,
-) {
+async fn prepare_store(started: &AtomicBool, store: &dyn UserStore, seed: bool, shutdown: &Shutdown) {
     let mut delay = std::time::Duration::from_millis(100);
     loop {
-        match prepare_once(store, redis.as_ref(), seed).await {
+        match prepare_once(store, seed).await {
             Ok(()) => {
                 started.store(true, Ordering::Release);
                 return;
@@ -181,26 +210,20 @@ pub async fn prepare_store(
     }
 }
 
-async fn prepare_once(
-    store: &Arc<dyn UserStore>,
-    redis: Option<&RedisStore>,
-    seed: bool,
-) -> Result<(), store::StoreError> {
-    if let Some(redis) = redis {
-        legacy::migrate(redis).await?;
-    }
+async fn prepare_once(store: &dyn UserStore, seed: bool) -> Result<(), StoreError> {
+    store.prepare().await?;
     if seed && store.count().await? == 0 {
         for (name, email, role) in SAMPLE_USERS {
             let new_user = model::NewUser {
-                name: model::UserName::parse(name).map_err(store::StoreError::Unavailable)?,
-                email: model::Email::parse(email).map_err(store::StoreError::Unavailable)?,
+                name: model::UserName::parse(name).map_err(StoreError::Unavailable)?,
+                email: model::Email::parse(email).map_err(StoreError::Unavailable)?,
                 role,
             };
             match store
                 .create(&model::User::create(new_user, OffsetDateTime::now_utc()))
                 .await
             {
-                Ok(()) | Err(store::StoreError::EmailTaken) => {}
+                Ok(()) | Err(StoreError::EmailTaken) => {}
                 Err(err) => return Err(err),
             }
         }

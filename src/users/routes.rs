@@ -13,7 +13,7 @@ use time::OffsetDateTime;
 use utoipa::{IntoParams, ToSchema};
 
 use super::{
-    model::{NewUser, User, UserId, UserPatch},
+    model::{InvalidFields, NewUser, User, UserId, UserPatch},
     store::{Cursor, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, PageRequest, StoreError, UserStore},
 };
 use crate::http::{
@@ -76,6 +76,12 @@ impl From<StoreError> for ApiError {
     }
 }
 
+impl From<InvalidFields> for ApiError {
+    fn from(invalid: InvalidFields) -> Self {
+        ApiError::Validation(invalid.into_map())
+    }
+}
+
 /// Ids that cannot exist are simply not found: a malformed id is no different to a client.
 fn parse_id(raw: &str) -> Result<UserId, ApiError> {
     UserId::parse(raw).ok_or(ApiError::UserNotFound)
@@ -102,7 +108,7 @@ pub async fn create_user(
     State(store): State<SharedStore>,
     JsonBody(body): JsonBody<Value>,
 ) -> Result<(StatusCode, [(axum::http::HeaderName, String); 1], Json<User>), ApiError> {
-    let new_user = NewUser::parse(&body).map_err(ApiError::Validation)?;
+    let new_user = NewUser::parse(&body)?;
     let user = User::create(new_user, OffsetDateTime::now_utc());
     store.create(&user).await?;
     tracing::info!(user_id = %user.id, "user created");
@@ -119,7 +125,7 @@ pub async fn update_user(
     JsonBody(body): JsonBody<Value>,
 ) -> Result<Json<User>, ApiError> {
     let id = parse_id(&id)?;
-    let patch = UserPatch::parse(&body).map_err(ApiError::Validation)?;
+    let patch = UserPatch::parse(&body)?;
     Ok(Json(store.update(&id, &patch, OffsetDateTime::now_utc()).await?))
 }
 

@@ -47,12 +47,12 @@ impl Targets {
             .expect("runtime");
         let (users, gateway, known_ids, served, service) = runtime.block_on(async {
             let service = user_service(Backend::Memory).await;
-            let served = serve(service.app.router.clone(), service.shutdown.clone()).await;
+            let served = serve(service.app.router(), service.shutdown.clone()).await;
             let gateway = gateway::build(
                 &gateway_config(&served.url(""), Duration::from_secs(5), 512),
                 Shutdown::new(),
             )
-            .router;
+            .router();
             let mut known_ids = Vec::new();
             for n in 0..3 {
                 let request = Request::post("/users")
@@ -61,14 +61,14 @@ impl Targets {
                         json!({"name": format!("Known {n}"), "email": format!("known{n}@example.com")}).to_string(),
                     ))
                     .expect("request");
-                let response = service.app.router.clone().oneshot(request).await.expect("infallible");
+                let response = service.app.router().oneshot(request).await.expect("infallible");
                 let body = axum::body::to_bytes(response.into_body(), usize::MAX)
                     .await
                     .expect("body");
                 let user: Value = serde_json::from_slice(&body).expect("json");
                 known_ids.push(user["id"].as_str().expect("id").to_owned());
             }
-            (service.app.router.clone(), gateway, known_ids, served, service)
+            (service.app.router(), gateway, known_ids, served, service)
         });
         Self {
             runtime,
@@ -331,7 +331,7 @@ fn json_value() -> BoxedStrategy<Value> {
 }
 
 /// A user-shaped object: mostly plausible fields (so creates and updates succeed, conflict
-/// and validate), sometimes anything at all.
+/// and validate), sometimes anything at all, sometimes with a field the API does not know.
 fn user_like() -> impl Strategy<Value = Value> {
     let name = prop_oneof![3 => "[ \\PC]{0,110}".prop_map(Value::String), 1 => json_value()];
     let email = prop_oneof![
@@ -344,13 +344,17 @@ fn user_like() -> impl Strategy<Value = Value> {
         proptest::option::weighted(0.9, name),
         proptest::option::weighted(0.9, email),
         proptest::option::of(role),
+        proptest::option::weighted(0.1, "[a-z]{1,8}"),
     )
-        .prop_map(|(name, email, role)| {
+        .prop_map(|(name, email, role, unknown)| {
             let mut object = serde_json::Map::new();
             for (key, value) in [("name", name), ("email", email), ("role", role)] {
                 if let Some(value) = value {
                     object.insert(key.to_owned(), value);
                 }
+            }
+            if let Some(key) = unknown {
+                object.entry(key).or_insert(Value::from(1));
             }
             Value::Object(object)
         })

@@ -15,65 +15,64 @@ use crate::helpers::{
     serve,
 };
 
-#[tokio::test]
-async fn forwards_the_whole_api_to_the_user_service() {
-    for backend in [Backend::Memory, Backend::Redis] {
-        let stack = Stack::start(backend).await;
-        let http = client();
-        let created = post(
-            &http,
-            stack.api("/users"),
-            &json!({"name": "Ada", "email": "ada@example.com"}),
-        )
-        .await;
-        assert_eq!(created.status(), 201);
-        assert!(
-            created.headers()["location"]
-                .to_str()
-                .expect("ascii")
-                .starts_with("/users/")
-        );
-        let user: Value = created.json().await.expect("json");
-        let path = format!("/users/{}", user["id"].as_str().expect("id"));
+on_both_stores!(forwards_the_whole_api_to_the_user_service);
 
-        let fetched: Value = get_json(&http, stack.api(&path)).await;
-        assert_eq!(fetched, user);
-        let patched = http
-            .patch(stack.api(&path))
-            .json(&json!({"role": "admin"}))
-            .send()
-            .await
-            .expect("patch");
-        assert_eq!(patched.status(), 200);
-        let list: Value = get_json(&http, stack.api("/users?limit=10")).await;
-        assert_eq!(list["total"], 1);
-        assert_eq!(list["data"][0]["role"], "admin");
-        let conflict = post(
-            &http,
-            stack.api("/users"),
-            &json!({"name": "B", "email": "ADA@example.com"}),
-        )
-        .await;
-        assert_eq!(conflict.status(), 409);
-        assert_eq!(get_status(&http, stack.api("/users?limit=5000")).await, 400);
-        let deleted = http.delete(stack.api(&path)).send().await.expect("delete");
-        assert_eq!(deleted.status(), 204);
-        assert_eq!(get_status(&http, stack.api(&path)).await, 404);
-        let unsupported = http.post(stack.api("/users")).body("x").send().await.expect("post");
-        assert_eq!(unsupported.status(), 415);
-        let too_large = http
-            .post(stack.api("/users"))
-            .header("content-type", "application/json")
-            .body(vec![b' '; 100_000])
-            .send()
-            .await
-            .expect("post");
-        assert_eq!(too_large.status(), 413);
-        assert_eq!(
-            too_large.json::<Value>().await.expect("json"),
-            json!({"error": "request body too large"})
-        );
-    }
+async fn forwards_the_whole_api_to_the_user_service(backend: Backend) {
+    let stack = Stack::start(backend).await;
+    let http = client();
+    let created = post(
+        &http,
+        stack.api("/users"),
+        &json!({"name": "Ada", "email": "ada@example.com"}),
+    )
+    .await;
+    assert_eq!(created.status(), 201);
+    assert!(
+        created.headers()["location"]
+            .to_str()
+            .expect("ascii")
+            .starts_with("/users/")
+    );
+    let user: Value = created.json().await.expect("json");
+    let path = format!("/users/{}", user["id"].as_str().expect("id"));
+
+    let fetched: Value = get_json(&http, stack.api(&path)).await;
+    assert_eq!(fetched, user);
+    let patched = http
+        .patch(stack.api(&path))
+        .json(&json!({"role": "admin"}))
+        .send()
+        .await
+        .expect("patch");
+    assert_eq!(patched.status(), 200);
+    let list: Value = get_json(&http, stack.api("/users?limit=10")).await;
+    assert_eq!(list["total"], 1);
+    assert_eq!(list["data"][0]["role"], "admin");
+    let conflict = post(
+        &http,
+        stack.api("/users"),
+        &json!({"name": "B", "email": "ADA@example.com"}),
+    )
+    .await;
+    assert_eq!(conflict.status(), 409);
+    assert_eq!(get_status(&http, stack.api("/users?limit=5000")).await, 400);
+    let deleted = http.delete(stack.api(&path)).send().await.expect("delete");
+    assert_eq!(deleted.status(), 204);
+    assert_eq!(get_status(&http, stack.api(&path)).await, 404);
+    let unsupported = http.post(stack.api("/users")).body("x").send().await.expect("post");
+    assert_eq!(unsupported.status(), 415);
+    let too_large = http
+        .post(stack.api("/users"))
+        .header("content-type", "application/json")
+        .body(vec![b' '; 100_000])
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(too_large.status(), 413);
+    assert_eq!(
+        too_large.json::<Value>().await.expect("json"),
+        json!({"error": "request body too large"})
+    );
 }
 
 /// A gateway in front of `upstream`, served on loopback, and its metrics registry.
@@ -86,7 +85,7 @@ async fn serve_gateway(
         &gateway_config(upstream, upstream_timeout, max_concurrent_requests),
         Shutdown::new(),
     );
-    (serve(app.router, Shutdown::new()).await, app.registry)
+    (serve(app.router(), Shutdown::new()).await, app.registry().clone())
 }
 
 /// Waits up to 5 s until `gateway`'s metrics page contains `needle` (the scrape itself is one

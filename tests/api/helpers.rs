@@ -1,6 +1,6 @@
 //! Test fixtures: a real `redis-server` per test, apps served in-process on ephemeral ports,
 //! and the built binary run as a real process. Everything listens on 127.0.0.1 and every wait
-//! is a bounded readiness poll, never a fixed sleep.
+//! goes through [`eventually`], a bounded poll, never a fixed sleep.
 
 use std::{
     net::{SocketAddr, TcpListener as StdListener},
@@ -23,22 +23,44 @@ use users_platform::{
 
 pub const PASSWORD: &str = "s3cret-test-password";
 
-/// Polls `check` until it returns true or `within` passes.
-pub async fn eventually<F, Fut>(within: Duration, what: &str, mut check: F)
+/// The one way tests wait: polls `check` every 10 ms until it yields a value (`Some`, or
+/// `true`), and fails the test naming `what` once `within` has passed.
+pub async fn eventually<T, F, Fut>(within: Duration, what: &str, mut check: F) -> T::Value
 where
+    T: Polled,
     F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
+    Fut: std::future::Future<Output = T>,
 {
     let deadline = Instant::now() + within;
     loop {
-        if check().await {
-            return;
+        if let Some(value) = check().await.done() {
+            return value;
         }
         assert!(
             Instant::now() < deadline,
             "timed out after {within:?} waiting for: {what}"
         );
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// What an [`eventually`] check answers: `true`/`Some(value)` when done.
+pub trait Polled {
+    type Value;
+    fn done(self) -> Option<Self::Value>;
+}
+
+impl Polled for bool {
+    type Value = ();
+    fn done(self) -> Option<()> {
+        self.then_some(())
+    }
+}
+
+impl<T> Polled for Option<T> {
+    type Value = T;
+    fn done(self) -> Option<T> {
+        self
     }
 }
 
@@ -52,22 +74,22 @@ pub fn free_port() -> u16 {
 /// A `redis-server` owned by one test: own port, own directory, append-only file on, password on.
 pub struct RedisServer {
     pub port: u16,
-    dir: tempdir::TempDir,
+    dir: tempfile::TempDir,
     child: Option<Child>,
 }
 
 impl RedisServer {
-    pub fn start() -> Self {
+    pub async fn start() -> Self {
         let mut server = Self {
             port: free_port(),
-            dir: tempdir::TempDir::new("redis"),
+            dir: temp_dir("redis"),
             child: None,
         };
-        server.spawn();
+        server.spawn().await;
         server
     }
 
-    fn spawn(&mut self) {
+    async fn spawn(&mut self) {
         let child = Command::new("redis-server")
             .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1", "--save", ""])
             .args(["--appendonly", "yes", "--appendfsync", "always"])
@@ -79,14 +101,10 @@ impl RedisServer {
             .spawn()
             .expect("redis-server on PATH (scripts/check installs it)");
         self.child = Some(child);
-        let started = Instant::now();
-        while !self.answers_ping() {
-            assert!(
-                started.elapsed() < Duration::from_secs(10),
-                "redis-server did not start"
-            );
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        eventually(Duration::from_secs(10), "redis-server to answer PING", || {
+            std::future::ready(self.answers_ping())
+        })
+        .await;
     }
 
     fn answers_ping(&self) -> bool {
@@ -147,9 +165,9 @@ impl RedisServer {
     }
 
     /// Starts again on the same port and directory, so it replays its append-only file.
-    pub fn restart(&mut self) {
+    pub async fn restart(&mut self) {
         self.kill();
-        self.spawn();
+        self.spawn().await;
     }
 }
 
@@ -165,35 +183,12 @@ impl Drop for RedisServer {
     }
 }
 
-/// A minimal temporary directory (no extra crate): removed on drop.
-pub mod tempdir {
-    use std::path::{Path, PathBuf};
-
-    pub struct TempDir(PathBuf);
-
-    impl TempDir {
-        pub fn new(prefix: &str) -> Self {
-            let path = std::env::temp_dir().join(format!("users-platform-{prefix}-{}", uuid::Uuid::new_v4()));
-            std::fs::create_dir_all(&path).expect("create temp dir");
-            Self(path)
-        }
-
-        pub fn path(&self) -> &Path {
-            &self.0
-        }
-    }
-
-    impl Drop for TempDir {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
-
-    impl AsRef<Path> for TempDir {
-        fn as_ref(&self) -> &Path {
-            &self.0
-        }
-    }
+/// A fresh directory, removed when the handle is dropped.
+pub fn temp_dir(purpose: &str) -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix(&format!("users-platform-{purpose}-"))
+        .tempdir()
+        .expect("create temp dir")
 }
 
 pub fn settings() -> AppSettings {
@@ -218,24 +213,25 @@ pub struct UserServiceUnderTest {
 }
 
 pub async fn user_service(backend: Backend) -> UserServiceUnderTest {
-    user_service_with_redis_deadline(backend, Duration::from_millis(500))
+    user_service_with_redis_deadline(backend, Duration::from_millis(500)).await
 }
 
 /// Like [`user_service`], with a chosen Redis command deadline (unused on the memory store).
-fn user_service_with_redis_deadline(backend: Backend, redis_command_timeout: Duration) -> UserServiceUnderTest {
+async fn user_service_with_redis_deadline(backend: Backend, redis_command_timeout: Duration) -> UserServiceUnderTest {
     let shutdown = Shutdown::new();
     let registry = metrics::new_registry();
     let (store, redis_server): (Arc<dyn UserStore>, _) = match backend {
         Backend::Memory => (Arc::new(MemoryStore::new()), None),
         Backend::Redis => {
-            let server = RedisServer::start();
+            let server = RedisServer::start().await;
             let store = RedisStore::connect(&server.config(redis_command_timeout), RedisMetrics::register(&registry))
                 .expect("store");
             (Arc::new(store), Some(server))
         }
     };
     let app = users::build_with_store(store, registry, &settings(), shutdown.clone());
-    app.started.store(true, std::sync::atomic::Ordering::Release);
+    // The start-up work the server would run in the background, done before the first request.
+    app.prepare(false).await;
     UserServiceUnderTest {
         app,
         redis: redis_server,
@@ -310,15 +306,15 @@ impl Stack {
 
     /// Serves `user_service` and a gateway in front of it with the given upstream deadline.
     async fn serve_with_gateway(user_service: UserServiceUnderTest, upstream_timeout: Duration) -> Self {
-        let users = serve(user_service.app.router.clone(), user_service.shutdown.clone()).await;
+        let users = serve(user_service.app.router(), user_service.shutdown.clone()).await;
         let shutdown = Shutdown::new();
         let app = gateway::build(&gateway_config(&users.url(""), upstream_timeout, 512), shutdown.clone());
-        let gateway = serve(app.router, shutdown).await;
+        let gateway = serve(app.router(), shutdown).await;
         Self {
             gateway,
             users,
             user_service,
-            gateway_registry: app.registry,
+            gateway_registry: app.registry().clone(),
         }
     }
 
@@ -339,12 +335,12 @@ pub fn client() -> reqwest::Client {
 pub struct Process {
     child: Child,
     pub log: PathBuf,
-    _dir: tempdir::TempDir,
+    _dir: tempfile::TempDir,
 }
 
 impl Process {
     pub fn spawn(args: &[&str], env: &[(&str, String)]) -> Self {
-        let dir = tempdir::TempDir::new("proc");
+        let dir = temp_dir("proc");
         let log = dir.path().join("stdout.log");
         let stdout = std::fs::File::create(&log).expect("log file");
         let mut command = Command::new(env!("CARGO_BIN_EXE_users-platform"));
@@ -374,14 +370,11 @@ impl Process {
 
     /// Waits for exit without blocking the runtime's other tasks.
     pub async fn wait_exit(&mut self, within: Duration) -> ExitStatus {
-        let deadline = Instant::now() + within;
-        loop {
-            if let Some(status) = self.child.try_wait().expect("try_wait") {
-                return status;
-            }
-            assert!(Instant::now() < deadline, "process did not exit within {within:?}");
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        let child = &mut self.child;
+        eventually(within, "the process to exit", || {
+            std::future::ready(child.try_wait().expect("try_wait"))
+        })
+        .await
     }
 
     pub fn log_lines(&self) -> Vec<serde_json::Value> {
@@ -440,25 +433,15 @@ pub fn fresh_connection_client() -> reqwest::Client {
         .expect("http client")
 }
 
-/// Polls `url` every 10 ms until it answers `status`; returns how long that took.
+/// Polls `url` until it answers `status`; returns how long that took.
 pub async fn wait_for_status(client: &reqwest::Client, url: &str, status: u16, within: Duration) -> Duration {
     let started = Instant::now();
-    loop {
-        let answer = client
-            .get(url)
-            .timeout(Duration::from_secs(2))
-            .send()
-            .await
-            .map(|r| r.status().as_u16());
-        if answer.as_ref().is_ok_and(|s| *s == status) {
-            return started.elapsed();
-        }
-        assert!(
-            started.elapsed() < within,
-            "timed out after {within:?} waiting for {url} to answer {status} (last: {answer:?})"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    eventually(within, &format!("{url} to answer {status}"), || async move {
+        let answer = client.get(url).timeout(Duration::from_secs(2)).send().await;
+        answer.is_ok_and(|r| r.status().as_u16() == status)
+    })
+    .await;
+    started.elapsed()
 }
 
 /// Prints one measured figure in a greppable form (`cargo nextest run --no-capture | grep FIGURE`).
@@ -498,12 +481,12 @@ pub fn keyspace_dump(conn: &mut redis::Connection) -> std::collections::BTreeMap
         .collect()
 }
 
-/// Checks the Redis layout (DESIGN §5) for inconsistencies and describes each one:
+/// Checks the Redis layout (docs/design.md §5) for inconsistencies and describes each one:
 /// - a dangling email index entry: `users:email:{k}` whose id has no hash, or whose hash's
 ///   `emailKey` is not `k`;
 /// - a user whose own index entry is missing or names someone else (allowed only when
 ///   `allow_shared_legacy_emails` and the owner is another user with the same `emailKey`:
-///   migrated duplicates, see src/users/legacy.rs);
+///   migrated duplicates, see src/users/store/redis/legacy.rs);
 /// - creation-index members without a hash, and hashes missing from the creation index.
 pub fn index_problems(conn: &mut redis::Connection, allow_shared_legacy_emails: bool) -> Vec<String> {
     use std::collections::{HashMap, HashSet};
@@ -612,7 +595,7 @@ pub async fn wait_stopped(pid: i32, within: Duration) {
 /// upstream deadline 2 s above it): the concurrency tests give Redis (fsync on every write)
 /// room on a loaded CI machine, so a slow disk is not mistaken for a lost write.
 pub async fn redis_stack(command_timeout: Duration) -> Stack {
-    let user_service = user_service_with_redis_deadline(Backend::Redis, command_timeout);
+    let user_service = user_service_with_redis_deadline(Backend::Redis, command_timeout).await;
     Stack::serve_with_gateway(user_service, command_timeout + Duration::from_secs(2)).await
 }
 

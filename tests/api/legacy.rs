@@ -133,7 +133,7 @@ fn migration_lines(process: &Process) -> Vec<Value> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn five_hundred_legacy_users_are_migrated_once_and_nothing_is_lost() {
-    let redis = RedisServer::start();
+    let redis = RedisServer::start().await;
     let blob = put_legacy_blob(&redis);
     let records = legacy_records_from(&blob);
     let port = free_port();
@@ -266,7 +266,7 @@ fn legacy_records_from(blob: &str) -> Vec<Value> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_instances_starting_at_once_migrate_exactly_once() {
-    let redis = RedisServer::start();
+    let redis = RedisServer::start().await;
     let blob = put_legacy_blob(&redis);
     let (port_a, port_b) = (free_port(), free_port());
     let a = Process::spawn(&["user-service"], &user_service_env(&redis, port_a));
@@ -300,7 +300,7 @@ async fn two_instances_starting_at_once_migrate_exactly_once() {
 async fn an_instance_killed_during_start_up_leaves_a_state_the_next_one_completes() {
     // The migration is one Lua script: a crash lands before it (nothing written) or after it
     // (everything written). Kill a first instance as early as possible, start another.
-    let redis = RedisServer::start();
+    let redis = RedisServer::start().await;
     put_legacy_blob(&redis);
     let port = free_port();
     let mut doomed = Process::spawn(&["user-service"], &user_service_env(&redis, port));
@@ -327,10 +327,10 @@ async fn an_instance_killed_during_start_up_leaves_a_state_the_next_one_complete
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_shared_legacy_email_is_indexed_to_its_oldest_owner() {
-    // src/users/legacy.rs: "a duplicate email keeps the record but only the oldest owner is
+    // src/users/store/redis/legacy.rs: "a duplicate email keeps the record but only the oldest owner is
     // indexed". Record "472" (LEGACY5@Example.COM) is older than record "5" but comes later
     // in the array.
-    let redis = RedisServer::start();
+    let redis = RedisServer::start().await;
     put_legacy_blob(&redis);
     let port = free_port();
     let _service = Process::spawn(&["user-service"], &user_service_env(&redis, port));

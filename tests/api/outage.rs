@@ -78,7 +78,7 @@ fn assert_clean_error(body: &Value, context: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_paused_means_fast_json_503s_and_recovery_needs_no_restart() {
-    let redis = RedisServer::start();
+    let redis = RedisServer::start().await;
     let stack = AllOnRedis::start(&redis).await;
     let http = client();
     let keep: Value = post_json(
@@ -183,7 +183,7 @@ async fn redis_paused_means_fast_json_503s_and_recovery_needs_no_restart() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn redis_killed_and_restarted_loses_no_acknowledged_write() {
     const WRITERS: usize = 4;
-    let mut redis = RedisServer::start();
+    let mut redis = RedisServer::start().await;
     let stack = AllOnRedis::start(&redis).await;
     let http = client();
 
@@ -238,7 +238,7 @@ async fn redis_killed_and_restarted_loses_no_acknowledged_write() {
     // Keep Redis down for a moment under write load.
     tokio::time::sleep(Duration::from_millis(300)).await;
 
-    redis.restart(); // same port and directory: replays the append-only file
+    redis.restart().await; // same port and directory: replays the append-only file
     let restarted_at = Instant::now();
     figure("redis_down_for_ms", killed_at.elapsed().as_millis());
     let ready_after = wait_for_status(&http, &users_ready, 200, Duration::from_secs(10)).await;

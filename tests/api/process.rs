@@ -1,14 +1,13 @@
 //! The built binary as real processes: configuration errors, the whole flow through separate
-//! gateway and user-service processes on a password-protected Redis, upstream loss, and
-//! SIGTERM with requests in flight.
+//! gateway and user-service processes on a password-protected Redis, upstream loss, and a
+//! second signal in `all` mode. SIGTERM with requests in flight is drain.rs's subject.
 
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
 use crate::helpers::{
-    Process, RedisServer, client, free_port, get_json, get_status, local, post, tempdir::TempDir, user_service_env,
-    wait_for_status, wait_ready,
+    Process, RedisServer, client, free_port, get_json, get_status, local, post, temp_dir, wait_for_status, wait_ready,
 };
 
 const START: Duration = Duration::from_secs(10);
@@ -46,7 +45,7 @@ fn invalid_configuration_fails_with_one_line_naming_the_variable() {
 /// Separate gateway and user-service processes, Redis password from a mounted-secret-like file.
 struct Deployment {
     _redis: RedisServer,
-    _secret_dir: TempDir,
+    _secret_dir: tempfile::TempDir,
     user_service: Process,
     gateway: Process,
     users_port: u16,
@@ -56,8 +55,8 @@ struct Deployment {
 
 impl Deployment {
     async fn start() -> Self {
-        let redis = RedisServer::start();
-        let secret_dir = TempDir::new("secret");
+        let redis = RedisServer::start().await;
+        let secret_dir = temp_dir("secret");
         let password_file = secret_dir.path().join("password");
         std::fs::write(&password_file, format!("{}\n", crate::helpers::PASSWORD)).expect("write secret");
         let (users_port, gateway_port) = (free_port(), free_port());
@@ -199,45 +198,6 @@ async fn losing_the_user_service_is_a_fast_502_then_recovers_by_itself() {
     wait_ready(&http, &ready_url, START).await;
     assert_eq!(get_status(&http, deployment.api("/users")).await, 200);
     let _ = deployment.users_port;
-}
-
-#[tokio::test]
-async fn sigterm_drains_in_flight_requests_and_exits_zero() {
-    // A user-service that holds requests for a while: Redis paused, long Redis deadline.
-    let redis = RedisServer::start();
-    let port = free_port();
-    let mut env = user_service_env(&redis, port);
-    env.extend([
-        ("REDIS_TIMEOUT_MS", "1500".to_owned()),
-        ("SHUTDOWN_DRAIN_SECONDS", "1".to_owned()),
-        ("SHUTDOWN_TIMEOUT_SECONDS", "5".to_owned()),
-    ]);
-    let mut service = Process::spawn(&["user-service"], &env);
-    let http = client();
-    let ready_url = format!("{}/health/ready", local(port));
-    wait_ready(&http, &ready_url, START).await;
-    redis.pause();
-    let started = Instant::now();
-    let in_flight = tokio::spawn(http.get(format!("{}/users", local(port))).send());
-    tokio::time::sleep(Duration::from_millis(100)).await; // let the request reach the server
-    service.signal(libc::SIGTERM);
-    // Readiness turns 503 at once, so Kubernetes stops routing here while requests drain.
-    wait_for_status(&http, &ready_url, 503, Duration::from_millis(500)).await;
-    // Still serving during the drain window.
-    assert_eq!(get_status(&http, format!("{}/health/live", local(port))).await, 200);
-    redis.resume();
-    let response = in_flight
-        .await
-        .expect("task")
-        .expect("the in-flight request got an answer");
-    assert!(
-        response.status() == 200 || response.status() == 503,
-        "{}",
-        response.status()
-    );
-    let status = service.wait_exit(Duration::from_secs(8)).await;
-    assert_eq!(status.code(), Some(0));
-    assert!(started.elapsed() < Duration::from_secs(8));
 }
 
 #[tokio::test]

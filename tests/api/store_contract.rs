@@ -32,7 +32,7 @@ on_both_stores!(
 
 async fn store(backend: Backend) -> (Arc<dyn UserStore>, crate::helpers::UserServiceUnderTest) {
     let svc = user_service(backend).await;
-    (svc.app.store.clone(), svc)
+    (svc.app.store(), svc)
 }
 
 async fn cursor_survives_deletion_of_its_user(backend: Backend) {

@@ -17,7 +17,7 @@ struct Reply {
 }
 
 async fn send(svc: &UserServiceUnderTest, request: Request<Body>) -> Reply {
-    let response = svc.app.router.clone().oneshot(request).await.expect("infallible");
+    let response = svc.app.router().oneshot(request).await.expect("infallible");
     let status = response.status();
     let headers = response.headers().clone();
     let bytes = response.into_body().collect().await.expect("body").to_bytes();
@@ -296,13 +296,7 @@ async fn health_and_metrics_endpoints_answer(backend: Backend) {
 
     create(&svc, "Ada", "ada@example.com").await;
     send(&svc, get("/users/some-id")).await;
-    let response = svc
-        .app
-        .router
-        .clone()
-        .oneshot(get("/metrics"))
-        .await
-        .expect("infallible");
+    let response = svc.app.router().oneshot(get("/metrics")).await.expect("infallible");
     assert!(
         response.headers()[header::CONTENT_TYPE]
             .to_str()

@@ -64,10 +64,10 @@ impl UserStore for MemoryStore {
         };
         let old_key = current.email.key();
         let new_key = patch.email.as_ref().map(|email| email.key());
-        if let Some(new_key) = &new_key {
-            if inner.emails.get(new_key).is_some_and(|owner| owner != id) {
-                return Err(StoreError::EmailTaken);
-            }
+        if let Some(new_key) = &new_key
+            && inner.emails.get(new_key).is_some_and(|owner| owner != id)
+        {
+            return Err(StoreError::EmailTaken);
         }
         let mut updated = current.clone();
         updated.apply(patch, now);

@@ -84,6 +84,12 @@ pub trait UserStore: Send + Sync + 'static {
     async fn ping(&self) -> Result<(), StoreError>;
     /// Short name for logs and metrics.
     fn kind(&self) -> &'static str;
+    /// Start-up work the backend needs before it may serve (Redis: the upgrade from the
+    /// previous service's format). Readiness waits for it; the caller retries until it
+    /// succeeds, so it must be safe to run again.
+    async fn prepare(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
     /// Why the backend is unreachable, found with a fresh connection (the pooled one only
     /// reports that its deadline passed). `None` when it answers.
     async fn diagnose(&self) -> Option<String> {

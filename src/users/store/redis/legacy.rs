@@ -1,5 +1,7 @@
 //! One-time upgrade from the previous Node.js service, which kept every user in one JSON
-//! array under the key `users` and rewrote it on each change.
+//! array under the key `users` and rewrote it on each change. It is part of the Redis store
+//! (its layout and scripts are the store's own business) and runs from
+//! [`UserStore::prepare`](crate::users::store::UserStore::prepare).
 //!
 //! The array is parsed here (lenient: the old service validated little), then handed with
 //! the exact value it was parsed from to one Lua script that writes the new layout and renames
@@ -11,19 +13,20 @@
 use serde_json::Value;
 use time::{OffsetDateTime, format_description::well_known::Rfc3339};
 
-use super::{
-    model::{Role, UserId, format_timestamp, truncate_to_millis, unix_millis},
-    store::{
-        StoreError,
-        redis::{BY_CREATED_KEY, EMAIL_KEY_PREFIX, RedisStore, USER_KEY_PREFIX},
-    },
+use crate::timestamp::{format as format_timestamp, truncate_to_millis, unix_millis};
+
+use super::{BY_CREATED_KEY, EMAIL_KEY_PREFIX, RedisStore, USER_KEY_PREFIX};
+use crate::users::{
+    model::{Role, UserId},
+    store::StoreError,
 };
 
-pub const LEGACY_KEY: &str = "users";
-pub const BACKUP_KEY_PREFIX: &str = "users:legacy:";
+const LEGACY_KEY: &str = "users";
+const BACKUP_KEY_PREFIX: &str = "users:legacy:";
 
+/// What a migration did; logged, and returned for tests.
 #[derive(Debug, Default, PartialEq, Eq)]
-pub struct MigrationReport {
+pub(super) struct MigrationReport {
     pub migrated: u64,
     pub already_present: u64,
     pub unindexed_duplicate_emails: u64,
@@ -44,7 +47,7 @@ struct LegacyRecord {
 }
 
 /// Migrates the legacy blob if there is one. `Ok(None)`: nothing to do.
-pub async fn migrate(store: &RedisStore) -> Result<Option<MigrationReport>, StoreError> {
+pub(super) async fn migrate(store: &RedisStore) -> Result<Option<MigrationReport>, StoreError> {
     for _attempt in 0..5 {
         let kind: String = store.query("migrate", redis::cmd("TYPE").arg(LEGACY_KEY)).await?;
         match kind.as_str() {
@@ -73,7 +76,7 @@ pub async fn migrate(store: &RedisStore) -> Result<Option<MigrationReport>, Stor
         // owner (the script indexes the first it writes). The sort is stable: ties keep blob order.
         records.sort_by_key(|r| r.created_millis);
         let backup_key = format!("{BACKUP_KEY_PREFIX}{}", unix_millis(OffsetDateTime::now_utc()));
-        let mut invocation = store.scripts_migrate().prepare_invoke();
+        let mut invocation = store.scripts.migrate_legacy.prepare_invoke();
         invocation.key(LEGACY_KEY).key(&backup_key).key(BY_CREATED_KEY);
         invocation.arg(&blob).arg(USER_KEY_PREFIX).arg(EMAIL_KEY_PREFIX);
         for r in &records {

@@ -1,10 +1,13 @@
-//! The Redis store (DESIGN §5): a hash per user, a sorted set for creation order, and one key
-//! per lowercased email as the uniqueness index. Every write is one Lua script, so no
+//! The Redis store (layout: docs/design.md §5): a hash per user, a sorted set for creation
+//! order, and one key per lowercased email as the uniqueness index. Every write is one Lua script, so no
 //! read-modify-write race can lose a user or admit a duplicate email.
 //!
 //! Every command runs under a deadline and maps to `StoreError::Unavailable` when Redis is
 //! slow or gone; the connection manager reconnects in the background, so the service
 //! recovers without a restart.
+//!
+//! Everything that knows the layout lives in this module: the keys, the Lua scripts and the
+//! upgrade from the previous service's format ([`legacy`]).
 
 use std::{
     future::Future,
@@ -16,16 +19,19 @@ use prometheus::{HistogramVec, Registry};
 use redis::{Script, Value, aio::ConnectionManager, aio::ConnectionManagerConfig};
 use time::OffsetDateTime;
 
+mod legacy;
+
 use super::{Cursor, Page, PageRequest, StoreError, UserStore};
 use crate::{
     config::RedisConfig,
     telemetry::metrics,
-    users::model::{Email, Role, User, UserId, UserName, UserPatch, format_timestamp, truncate_to_millis},
+    timestamp::{self, format as format_timestamp, truncate_to_millis},
+    users::model::{Email, Role, User, UserId, UserName, UserPatch},
 };
 
-pub const USER_KEY_PREFIX: &str = "users:user:";
-pub const BY_CREATED_KEY: &str = "users:by_created";
-pub const EMAIL_KEY_PREFIX: &str = "users:email:";
+const USER_KEY_PREFIX: &str = "users:user:";
+const BY_CREATED_KEY: &str = "users:by_created";
+const EMAIL_KEY_PREFIX: &str = "users:email:";
 
 /// The Lua scripts, loaded once; `invoke_async` uses EVALSHA and falls back to EVAL after a
 /// Redis restart flushed the script cache.
@@ -34,7 +40,7 @@ struct Scripts {
     update: Script,
     delete: Script,
     list: Script,
-    pub(crate) migrate_legacy: Script,
+    migrate_legacy: Script,
 }
 
 impl Scripts {
@@ -132,22 +138,14 @@ impl RedisStore {
         self.connection.clone()
     }
 
-    pub(crate) fn scripts_migrate(&self) -> &Script {
-        &self.scripts.migrate_legacy
-    }
-
-    /// Runs a raw command under the deadline (migration and tests' fixtures).
-    pub async fn query<T: redis::FromRedisValue>(
-        &self,
-        command: &'static str,
-        cmd: &redis::Cmd,
-    ) -> Result<T, StoreError> {
+    /// Runs a raw command under the deadline.
+    async fn query<T: redis::FromRedisValue>(&self, command: &'static str, cmd: &redis::Cmd) -> Result<T, StoreError> {
         let mut connection = self.connection();
         self.timed(command, async move { cmd.query_async(&mut connection).await })
             .await
     }
 
-    pub(crate) async fn invoke<T: redis::FromRedisValue>(
+    async fn invoke<T: redis::FromRedisValue>(
         &self,
         command: &'static str,
         invocation: redis::ScriptInvocation<'_>,
@@ -158,11 +156,11 @@ impl RedisStore {
     }
 }
 
-pub fn user_key(id: &UserId) -> String {
+fn user_key(id: &UserId) -> String {
     format!("{USER_KEY_PREFIX}{id}")
 }
 
-pub fn email_key(email_key: &str) -> String {
+fn email_key(email_key: &str) -> String {
     format!("{EMAIL_KEY_PREFIX}{email_key}")
 }
 
@@ -287,6 +285,10 @@ impl UserStore for RedisStore {
         "redis"
     }
 
+    async fn prepare(&self) -> Result<(), StoreError> {
+        legacy::migrate(self).await.map(drop)
+    }
+
     async fn diagnose(&self) -> Option<String> {
         let attempt = async {
             let mut connection = self.client.get_multiplexed_async_connection().await?;
@@ -321,7 +323,7 @@ fn user_from_values(values: Vec<Option<String>>) -> Result<User, StoreError> {
     let time = |value: Option<String>, field: &str| {
         value
             .as_deref()
-            .and_then(crate::users::model::parse_timestamp)
+            .and_then(timestamp::parse)
             .ok_or_else(|| corrupt(field))
     };
     Ok(User {

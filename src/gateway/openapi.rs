@@ -1,10 +1,11 @@
 //! The OpenAPI 3 document of the public API, generated from the gateway's handler
-//! annotations and the model types, so it cannot drift from the code.
+//! annotations and the model types, so it cannot drift from the code. It lives in the gateway,
+//! which serves it: the gateway depends on it, never the other way round.
 
 use utoipa::OpenApi;
 
+use super::routes;
 use crate::{
-    gateway::routes,
     http::{error::ErrorBody, health},
     users::{
         model::{CreateUserRequest, Role, UpdateUserRequest, User},

@@ -1,0 +1,7 @@
+//! The names the services go by in log lines, health bodies and metrics. They sit below every
+//! module that prints them, so configuration and telemetry need not know the services.
+
+pub const API_GATEWAY: &str = "api-gateway";
+pub const USER_SERVICE: &str = "user-service";
+/// Lines of an `all` process that belong to neither service (start-up, signals).
+pub const ALL_IN_ONE: &str = "users-platform";
