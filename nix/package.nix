@@ -13,8 +13,8 @@ let
     inherit root;
     fileset = lib.fileset.unions [
       (craneLib.fileset.commonCargoSources root)
-      (lib.fileset.maybeMissing ../src)
-      (lib.fileset.maybeMissing ../tests)
+      ../src
+      ../tests
     ];
   };
 
