@@ -353,7 +353,11 @@ impl Process {
         let dir = temp_dir("proc");
         let log = dir.path().join("stdout.log");
         let stdout = std::fs::File::create(&log).expect("log file");
-        let mut command = Command::new(env!("CARGO_BIN_EXE_users-platform"));
+        // USERS_PLATFORM_BIN runs the process tests against another build, e.g. the previous
+        // release, to measure the "before" figures in docs/reliability.md.
+        let binary =
+            std::env::var_os("USERS_PLATFORM_BIN").unwrap_or_else(|| env!("CARGO_BIN_EXE_users-platform").into());
+        let mut command = Command::new(binary);
         command
             .args(args)
             .env_clear()

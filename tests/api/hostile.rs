@@ -142,6 +142,8 @@ async fn slowloris_is_bounded_in_time_and_memory() {
         trickling.push(stream);
     }
     let peak_kib = gateway.rss_kib();
+    figure("slowloris_rss_baseline_kib", baseline_kib);
+    figure("slowloris_rss_with_400_connections_kib", peak_kib);
     let started = Instant::now();
     for answer in huge {
         let answer = answer.await.expect("task");
@@ -154,8 +156,6 @@ async fn slowloris_is_bounded_in_time_and_memory() {
         assert!(closed.is_ok(), "a connection with unfinished headers is still open");
     }
     let all_closed_after = started.elapsed();
-    figure("slowloris_rss_baseline_kib", baseline_kib);
-    figure("slowloris_rss_with_400_connections_kib", peak_kib);
     figure("slowloris_all_closed_after_ms", all_closed_after.as_millis());
     assert!(peak_kib < 32 * 1024, "RSS {peak_kib} KiB under slowloris");
     assert!(all_closed_after < Duration::from_secs(4), "{all_closed_after:?}");
