@@ -170,7 +170,8 @@ pub async fn list_users(State(gateway): State<Gateway>, req: ProxyRequest) -> Re
     post, path = "/api/users", tag = "users", request_body = CreateUserRequest,
     responses(
         (status = 201, description = "Created", body = User, headers(("location" = String, description = "Path of the new user on the gateway: /api/users/{id}"))),
-        (status = 400, description = "Malformed JSON", body = ErrorBody),
+        (status = 400, description = "Malformed JSON, including a repeated key", body = ErrorBody),
+        (status = 408, description = "Body not received within the request deadline", body = ErrorBody),
         (status = 409, description = "Email already registered", body = ErrorBody),
         (status = 413, description = "Body larger than 64 KiB", body = ErrorBody),
         (status = 415, description = "Content-Type is not application/json", body = ErrorBody),
@@ -206,7 +207,8 @@ pub async fn get_user(State(gateway): State<Gateway>, req: ProxyRequest) -> Resu
     params(("id" = String, Path, description = "User id")),
     responses(
         (status = 200, description = "The updated user", body = User),
-        (status = 400, description = "Malformed JSON", body = ErrorBody),
+        (status = 400, description = "Malformed JSON, including a repeated key", body = ErrorBody),
+        (status = 408, description = "Body not received within the request deadline", body = ErrorBody),
         (status = 404, description = "No such user", body = ErrorBody),
         (status = 409, description = "Email already registered", body = ErrorBody),
         (status = 413, description = "Body larger than 64 KiB", body = ErrorBody),
