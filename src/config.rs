@@ -141,7 +141,7 @@ struct ServerArgs {
     #[arg(long, env = "MAX_HEADER_BYTES", default_value_t = 16 * 1024, value_parser = clap::value_parser!(u32).range(1024..=1_048_576))]
     max_header_bytes: u32,
     /// Most header fields in one request; beyond it the answer is 431.
-    #[arg(long, env = "MAX_HEADERS", default_value_t = 64, value_parser = clap::value_parser!(u32).range(8..=1000))]
+    #[arg(long, env = "MAX_HEADERS", default_value_t = 100, value_parser = clap::value_parser!(u32).range(8..=1000))]
     max_headers: u32,
     /// Open client connections at once; further clients wait in the listen backlog.
     #[arg(long, env = "MAX_CONNECTIONS", default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..=100_000))]
@@ -217,7 +217,7 @@ impl Default for ConnectionLimits {
         Self {
             header_read_timeout: Duration::from_secs(5),
             max_header_bytes: 16 * 1024,
-            max_headers: 64,
+            max_headers: 100,
             max_connections: 1024,
         }
     }
