@@ -87,32 +87,28 @@ const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto
 /// the proto is still `http`: that is the hop the gateway saw.
 fn add_forwarded_for(headers: &mut HeaderMap, peer: Option<IpAddr>) {
     let Some(peer) = peer else { return };
-    let appended = |name: &HeaderName, element: String| {
-        let prior: Vec<&str> = headers.get_all(name).iter().filter_map(|v| v.to_str().ok()).collect();
-        let value = if prior.is_empty() {
-            element
-        } else {
-            format!("{}, {element}", prior.join(", "))
-        };
-        HeaderValue::from_str(&value).ok()
+    let address = peer.to_string();
+    let forwarded = match peer {
+        IpAddr::V4(_) => format!("for={address};proto=http"),
+        IpAddr::V6(_) => format!("for=\"[{address}]\";proto=http"),
     };
-    let node = match peer {
-        IpAddr::V4(ip) => ip.to_string(),
-        IpAddr::V6(ip) => format!("\"[{ip}]\""),
-    };
-    let forwarded_for = appended(&X_FORWARDED_FOR, peer.to_string());
-    let forwarded = appended(&header::FORWARDED, format!("for={node};proto=http"));
-    // A value that is not visible ASCII cannot be extended; it is replaced by this hop alone.
-    let peer_only = |element: String| HeaderValue::from_str(&element).expect("an IP address is a header value");
-    headers.insert(
-        X_FORWARDED_FOR,
-        forwarded_for.unwrap_or_else(|| peer_only(peer.to_string())),
-    );
-    headers.insert(
-        header::FORWARDED,
-        forwarded.unwrap_or_else(|| peer_only(format!("for={node};proto=http"))),
-    );
+    append_element(headers, X_FORWARDED_FOR, &address);
+    append_element(headers, header::FORWARDED, &forwarded);
     headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static("http"));
+}
+
+/// Sets `name` to its values so far, joined by `, `, then `element`. A value that is not
+/// visible ASCII cannot be extended; it is replaced by `element` alone.
+fn append_element(headers: &mut HeaderMap, name: HeaderName, element: &str) {
+    let mut joined = String::new();
+    for prior in headers.get_all(&name).iter().filter_map(|v| v.to_str().ok()) {
+        joined.push_str(prior);
+        joined.push_str(", ");
+    }
+    joined.push_str(element);
+    if let Ok(value) = HeaderValue::from_str(&joined).or_else(|_| HeaderValue::from_str(element)) {
+        headers.insert(name, value);
+    }
 }
 
 /// The user-service names its resources under its own paths (`/users/{id}`); clients of the
