@@ -134,6 +134,18 @@ struct ServerArgs {
     /// Deadline for a whole request inside this service.
     #[arg(long, env = "REQUEST_TIMEOUT_MS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..=600_000))]
     request_timeout_ms: u64,
+    /// Deadline for a client to send a request's whole header block (slowloris defence).
+    #[arg(long, env = "HEADER_READ_TIMEOUT_MS", default_value_t = 5_000, value_parser = clap::value_parser!(u64).range(100..=60_000))]
+    header_read_timeout_ms: u64,
+    /// Largest request line plus headers, in bytes; beyond it the answer is 431.
+    #[arg(long, env = "MAX_HEADER_BYTES", default_value_t = 16 * 1024, value_parser = clap::value_parser!(u32).range(1024..=1_048_576))]
+    max_header_bytes: u32,
+    /// Most header fields in one request; beyond it the answer is 431.
+    #[arg(long, env = "MAX_HEADERS", default_value_t = 100, value_parser = clap::value_parser!(u32).range(8..=1000))]
+    max_headers: u32,
+    /// Open client connections at once; further clients wait in the listen backlog.
+    #[arg(long, env = "MAX_CONNECTIONS", default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    max_connections: u32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -156,6 +168,8 @@ pub struct TelemetryConfig {
 }
 
 #[derive(Debug, Clone)]
+// Built once at start-up and moved twice: boxing the large variant would buy nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum Target {
     ApiGateway(GatewayConfig),
     UserService(UserServiceConfig),
@@ -184,6 +198,29 @@ pub struct ServerConfig {
     pub shutdown: ShutdownConfig,
     pub max_concurrent_requests: usize,
     pub request_timeout: Duration,
+    pub connections: ConnectionLimits,
+}
+
+/// What one client connection may cost the server: they bound memory and the time a slow
+/// or hostile client can hold a connection (docs/reliability.md, "Hostile clients").
+#[derive(Debug, Clone, Copy)]
+pub struct ConnectionLimits {
+    pub header_read_timeout: Duration,
+    pub max_header_bytes: usize,
+    pub max_headers: usize,
+    pub max_connections: usize,
+}
+
+impl Default for ConnectionLimits {
+    /// The defaults of the settings.
+    fn default() -> Self {
+        Self {
+            header_read_timeout: Duration::from_secs(5),
+            max_header_bytes: 16 * 1024,
+            max_headers: 100,
+            max_connections: 1024,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -198,12 +235,50 @@ pub struct GatewayConfig {
     pub upstream: UpstreamConfig,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct UpstreamConfig {
-    /// `http://host:port`, without a path.
+    /// `http://host:port`, without a path. May hold credentials: print [`Self::redacted_url`].
     pub base_url: Uri,
     pub timeout: Duration,
     pub connect_timeout: Duration,
+}
+
+impl UpstreamConfig {
+    /// The base URL as it may be logged.
+    pub fn redacted_url(&self) -> String {
+        redact_url(&self.base_url.to_string())
+    }
+}
+
+impl fmt::Debug for UpstreamConfig {
+    // Never print `base_url` itself: its user-info may hold a password.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("UpstreamConfig")
+            .field("base_url", &self.redacted_url())
+            .field("timeout", &self.timeout)
+            .field("connect_timeout", &self.connect_timeout)
+            .finish()
+    }
+}
+
+/// `scheme://user:***@host…`: the URL with the password (or a bare token in the user
+/// position) replaced by `***`. Works on text that does not even parse as a URL, so error
+/// messages about a malformed URL cannot leak the secret either.
+pub fn redact_url(raw: &str) -> String {
+    let Some(scheme_end) = raw.find("://").map(|i| i + 3) else {
+        return raw.to_owned();
+    };
+    let rest = &raw[scheme_end..];
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let Some(at) = rest[..authority_end].rfind('@') else {
+        return raw.to_owned();
+    };
+    let user_info = &rest[..at];
+    let redacted = match user_info.split_once(':') {
+        Some((user, _password)) => format!("{user}:***"),
+        None => "***".to_owned(),
+    };
+    format!("{}{redacted}{}", &raw[..scheme_end], &rest[at..])
 }
 
 #[derive(Debug, Clone)]
@@ -337,6 +412,12 @@ impl ServerArgs {
             },
             max_concurrent_requests: self.max_concurrent_requests as usize,
             request_timeout: Duration::from_millis(self.request_timeout_ms),
+            connections: ConnectionLimits {
+                header_read_timeout: Duration::from_millis(self.header_read_timeout_ms),
+                max_header_bytes: self.max_header_bytes as usize,
+                max_headers: self.max_headers as usize,
+                max_connections: self.max_connections as usize,
+            },
         }
     }
 }
@@ -352,7 +433,7 @@ impl UpstreamArgs {
 }
 
 fn parse_upstream_url(raw: &str) -> Result<Uri, ConfigError> {
-    let invalid = |why: &str| ConfigError::new("USER_SERVICE_URL", format!("{why} (got {raw:?})"));
+    let invalid = |why: &str| ConfigError::new("USER_SERVICE_URL", format!("{why} (got {:?})", redact_url(raw)));
     let uri: Uri = raw.trim_end_matches('/').parse().map_err(|_| invalid("not a URL"))?;
     if uri.scheme_str() != Some("http") {
         return Err(invalid("must start with http://"));
@@ -481,6 +562,24 @@ mod tests {
         assert_eq!(redis.redacted_url, "redis://:***@example:6380/2");
         assert!(!format!("{redis:?}").contains("hunter2"));
         assert_eq!(redis.connection.redis_settings().password(), Some("hunter2"));
+    }
+
+    #[test]
+    fn user_service_url_credentials_never_reach_errors_or_debug_output() {
+        let err = parse(&["api-gateway", "--user-service-url", "http://gw:hunter2@example:3001/x"]).unwrap_err();
+        assert!(
+            err.starts_with("USER_SERVICE_URL:") && !err.contains("hunter2"),
+            "{err}"
+        );
+        let err = parse(&["api-gateway", "--user-service-url", "ftp://hunter2@exa mple"]).unwrap_err();
+        assert!(!err.contains("hunter2"), "{err}");
+        let config = parse(&["api-gateway", "--user-service-url", "http://gw:hunter2@example:3001"]).expect("valid");
+        let Target::ApiGateway(gateway) = config.target else {
+            panic!("api-gateway")
+        };
+        assert_eq!(gateway.upstream.redacted_url(), "http://gw:***@example:3001/");
+        assert!(!format!("{gateway:?}").contains("hunter2"));
+        assert_eq!(redact_url("http://example:3001/a@b"), "http://example:3001/a@b");
     }
 
     #[test]

@@ -88,8 +88,8 @@ async fn run_gateway(listener: TcpListener, config: GatewayConfig, shutdown: Shu
     app.spawn_background_work();
     let address = listener.local_addr()?;
     log_listening(service_name::API_GATEWAY, address);
-    tracing::info!(upstream = %config.upstream.base_url, "forwarding /api/users to the user-service");
-    server::serve(listener, app.router(), shutdown, config.server.shutdown).await?;
+    tracing::info!(upstream = %config.upstream.redacted_url(), "forwarding /api/users to the user-service");
+    server::serve(listener, app.router(), shutdown, &config.server).await?;
     tracing::info!(service = service_name::API_GATEWAY, "stopped");
     Ok(())
 }
@@ -98,7 +98,7 @@ async fn run_user_service(listener: TcpListener, config: UserServiceConfig, shut
     let app = users::build(&config, shutdown.clone())?;
     app.spawn_background_work(config.seed_sample_users);
     log_listening(service_name::USER_SERVICE, listener.local_addr()?);
-    server::serve(listener, app.router(), shutdown, config.server.shutdown).await?;
+    server::serve(listener, app.router(), shutdown, &config.server).await?;
     // The store's connection is released with the last handle on it: this app's, and those of
     // its background tasks, which end with the server.
     drop(app);

@@ -1,10 +1,12 @@
 //! The public API: each handler forwards to the user-service. They exist one per operation
 //! (rather than one catch-all proxy) so the OpenAPI document is generated from them.
 
+use std::net::{IpAddr, SocketAddr};
+
 use axum::{
     body::Body,
-    extract::{FromRequest, MatchedPath, Request, State},
-    http::{HeaderMap, Method, Response},
+    extract::{ConnectInfo, FromRequest, MatchedPath, Request, State},
+    http::{HeaderMap, HeaderName, HeaderValue, Method, Response, header},
 };
 
 use super::Gateway;
@@ -56,7 +58,12 @@ impl<S: Send + Sync> FromRequest<S> for ProxyRequest {
             None => upstream_path.to_owned(),
         };
         let method = parts.method.clone();
-        let headers = std::mem::take(&mut parts.headers);
+        let mut headers = std::mem::take(&mut parts.headers);
+        let peer = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|info| info.0.ip());
+        add_forwarded_for(&mut headers, peer);
         let BodyBytes(body) = BodyBytes::from_request(Request::from_parts(parts, body), state).await?;
         Ok(Self {
             method,
@@ -70,8 +77,60 @@ impl<S: Send + Sync> FromRequest<S> for ProxyRequest {
     }
 }
 
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+
+/// Appends this hop's peer to `X-Forwarded-For` and `Forwarded` and says the client spoke
+/// plain HTTP to the gateway. The gateway trusts no hop: what the client sent is kept (the
+/// user-service logs it) but nothing decides on it; only the last entry, the gateway's own
+/// peer (the ingress in a cluster), is known to be true. Behind a TLS-terminating ingress
+/// the proto is still `http`: that is the hop the gateway saw.
+fn add_forwarded_for(headers: &mut HeaderMap, peer: Option<IpAddr>) {
+    let Some(peer) = peer else { return };
+    let address = peer.to_string();
+    let forwarded = match peer {
+        IpAddr::V4(_) => format!("for={address};proto=http"),
+        IpAddr::V6(_) => format!("for=\"[{address}]\";proto=http"),
+    };
+    append_element(headers, X_FORWARDED_FOR, &address);
+    append_element(headers, header::FORWARDED, &forwarded);
+    headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static("http"));
+}
+
+/// Sets `name` to its values so far, joined by `, `, then `element`. A value that is not
+/// visible ASCII cannot be extended; it is replaced by `element` alone.
+fn append_element(headers: &mut HeaderMap, name: HeaderName, element: &str) {
+    let mut joined = String::new();
+    for prior in headers.get_all(&name).iter().filter_map(|v| v.to_str().ok()) {
+        joined.push_str(prior);
+        joined.push_str(", ");
+    }
+    joined.push_str(element);
+    if let Ok(value) = HeaderValue::from_str(&joined).or_else(|_| HeaderValue::from_str(element)) {
+        headers.insert(name, value);
+    }
+}
+
+/// The user-service names its resources under its own paths (`/users/{id}`); clients of the
+/// gateway reach them under [`PUBLIC_PREFIX`].
+fn rewrite_location(response: &mut Response<Body>) {
+    let Some(location) = response.headers().get(header::LOCATION) else {
+        return;
+    };
+    let Some(path) = location
+        .to_str()
+        .ok()
+        .filter(|l| l.starts_with('/') && !l.starts_with("//"))
+    else {
+        return;
+    };
+    if let Ok(public) = HeaderValue::from_str(&format!("{PUBLIC_PREFIX}{path}")) {
+        response.headers_mut().insert(header::LOCATION, public);
+    }
+}
+
 async fn forward(gateway: &Gateway, req: ProxyRequest) -> Result<Response<Body>, ApiError> {
-    gateway
+    let mut response = gateway
         .upstream
         .forward(super::upstream::Forward {
             method: req.method,
@@ -82,7 +141,9 @@ async fn forward(gateway: &Gateway, req: ProxyRequest) -> Result<Response<Body>,
             request_id: req.request_id.header_value(),
             traceparent: req.trace.traceparent(),
         })
-        .await
+        .await?;
+    rewrite_location(&mut response);
+    Ok(response)
 }
 
 /// List users, oldest first, with cursor pagination.
@@ -104,8 +165,9 @@ pub async fn list_users(State(gateway): State<Gateway>, req: ProxyRequest) -> Re
 #[utoipa::path(
     post, path = "/api/users", tag = "users", request_body = CreateUserRequest,
     responses(
-        (status = 201, description = "Created", body = User, headers(("location" = String, description = "Path of the new user"))),
-        (status = 400, description = "Malformed JSON", body = ErrorBody),
+        (status = 201, description = "Created", body = User, headers(("location" = String, description = "Path of the new user on the gateway: /api/users/{id}"))),
+        (status = 400, description = "Malformed JSON, including a repeated key", body = ErrorBody),
+        (status = 408, description = "Body not received within the request deadline", body = ErrorBody),
         (status = 409, description = "Email already registered", body = ErrorBody),
         (status = 413, description = "Body larger than 64 KiB", body = ErrorBody),
         (status = 415, description = "Content-Type is not application/json", body = ErrorBody),
@@ -141,7 +203,8 @@ pub async fn get_user(State(gateway): State<Gateway>, req: ProxyRequest) -> Resu
     params(("id" = String, Path, description = "User id")),
     responses(
         (status = 200, description = "The updated user", body = User),
-        (status = 400, description = "Malformed JSON", body = ErrorBody),
+        (status = 400, description = "Malformed JSON, including a repeated key", body = ErrorBody),
+        (status = 408, description = "Body not received within the request deadline", body = ErrorBody),
         (status = 404, description = "No such user", body = ErrorBody),
         (status = 409, description = "Email already registered", body = ErrorBody),
         (status = 413, description = "Body larger than 64 KiB", body = ErrorBody),
@@ -170,4 +233,25 @@ pub async fn update_user(State(gateway): State<Gateway>, req: ProxyRequest) -> R
 )]
 pub async fn delete_user(State(gateway): State<Gateway>, req: ProxyRequest) -> Result<Response<Body>, ApiError> {
     forward(&gateway, req).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn forwarded_headers_keep_the_client_chain_and_append_the_peer() {
+        let mut headers = HeaderMap::new();
+        headers.insert(X_FORWARDED_FOR, HeaderValue::from_static("203.0.113.9"));
+        headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static("https"));
+        add_forwarded_for(&mut headers, Some("10.0.0.7".parse().expect("ip")));
+        assert_eq!(headers[X_FORWARDED_FOR], "203.0.113.9, 10.0.0.7");
+        assert_eq!(headers[X_FORWARDED_PROTO], "http");
+        assert_eq!(headers[header::FORWARDED], "for=10.0.0.7;proto=http");
+        add_forwarded_for(&mut headers, Some("::1".parse().expect("ip")));
+        assert_eq!(
+            headers[header::FORWARDED],
+            "for=10.0.0.7;proto=http, for=\"[::1]\";proto=http"
+        );
+    }
 }

@@ -1,7 +1,12 @@
 //! The gateway's client for the user-service: pooled keep-alive connections (hyper-util), a
-//! connect timeout, one deadline per request (retries included), and retries of idempotent
-//! GETs on connect errors only, with backoff and a retry budget so retries cannot multiply
-//! load on a struggling upstream.
+//! connect timeout, one deadline per request (retries included), and retries only where the
+//! failure proves the user-service never processed the request, with backoff and a retry
+//! budget so retries cannot multiply load on a struggling upstream:
+//!
+//! - no connection could be made: any method, up to [`MAX_RETRIES`] times;
+//! - the connection closed before any response byte (a replica stopping, a keep-alive
+//!   connection closed under us): GET once more on another connection; POST, PATCH and
+//!   DELETE only when hyper reports the request was never written.
 
 use std::{
     sync::Arc,
@@ -21,13 +26,22 @@ use hyper_util::{
 use prometheus::{HistogramVec, IntCounter, Registry};
 use tower::retry::budget::{Budget, TpsBudget};
 
-use crate::{config::UpstreamConfig, http::ApiError, telemetry::metrics};
+use crate::{
+    config::UpstreamConfig,
+    http::{ApiError, route_label::method_label},
+    telemetry::metrics,
+};
 
 /// Largest upstream response the gateway relays (a 1000-user page is ~250 KB).
 const MAX_RESPONSE_BYTES: usize = 8 * 1024 * 1024;
 /// Retries after the first attempt, and the first backoff (doubled each time).
 const MAX_RETRIES: u32 = 2;
 const FIRST_BACKOFF: Duration = Duration::from_millis(25);
+/// Pooled connections idle longer than this are not reused. Below both the user-service's
+/// drain (`SHUTDOWN_DRAIN_SECONDS`, 5 s) and its idle close (`HEADER_READ_TIMEOUT_MS`, 5 s):
+/// a connection the gateway picks was used within this time, so during a drain it already
+/// got `Connection: close`, and it is never one the server is about to close for idleness.
+const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Headers that describe one connection, not the message (RFC 9110 §7.6.1): never forwarded.
 const HOP_BY_HOP: [HeaderName; 8] = [
@@ -56,7 +70,11 @@ impl UpstreamMetrics {
                 "Calls from the gateway to the user-service, by gateway route and outcome",
                 &["method", "route", "outcome"],
             ),
-            retries: metrics::counter(registry, "upstream_retries_total", "GETs retried after a connect error"),
+            retries: metrics::counter(
+                registry,
+                "upstream_retries_total",
+                "Upstream requests sent again after a failure that proves the first never reached the user-service",
+            ),
         }
     }
 }
@@ -87,8 +105,64 @@ pub struct Forward<'a> {
 enum AttemptError {
     /// No connection could be made: the request never reached the upstream, retry is safe.
     Connect(String),
-    /// Anything after the request may have been sent.
+    /// The connection closed before any byte of a response; `written` says whether the
+    /// request may have reached the user-service.
+    ClosedBeforeResponse { written: bool, detail: String },
+    /// Anything after the request may have been processed.
     Other(String),
+}
+
+impl AttemptError {
+    fn from_client(err: hyper_util::client::legacy::Error) -> Self {
+        let detail = format!("{err:?}");
+        if err.is_connect() {
+            return AttemptError::Connect(detail);
+        }
+        let hyper_error = std::error::Error::source(&err).and_then(|e| e.downcast_ref::<hyper::Error>());
+        match hyper_error {
+            // Dropped before it was written (the pooled connection was found closed).
+            Some(e) if e.is_canceled() => AttemptError::ClosedBeforeResponse { written: false, detail },
+            // EOF or a reset where the status line should have been.
+            Some(e) if e.is_incomplete_message() || is_reset(e) => {
+                AttemptError::ClosedBeforeResponse { written: true, detail }
+            }
+            _ => AttemptError::Other(detail),
+        }
+    }
+
+    /// Whether sending `method` again cannot apply it twice.
+    fn retry_is_safe(&self, method: &Method) -> bool {
+        match self {
+            AttemptError::Connect(_) | AttemptError::ClosedBeforeResponse { written: false, .. } => true,
+            AttemptError::ClosedBeforeResponse { written: true, .. } => method == Method::GET,
+            AttemptError::Other(_) => false,
+        }
+    }
+
+    fn detail(&self) -> &str {
+        match self {
+            AttemptError::Connect(detail)
+            | AttemptError::ClosedBeforeResponse { detail, .. }
+            | AttemptError::Other(detail) => detail,
+        }
+    }
+}
+
+/// A reset or broken pipe on the connection, before a response was read.
+fn is_reset(err: &hyper::Error) -> bool {
+    let mut source = std::error::Error::source(err);
+    while let Some(cause) = source {
+        if let Some(io) = cause.downcast_ref::<std::io::Error>() {
+            return matches!(
+                io.kind(),
+                std::io::ErrorKind::ConnectionReset
+                    | std::io::ErrorKind::BrokenPipe
+                    | std::io::ErrorKind::ConnectionAborted
+            );
+        }
+        source = cause.source();
+    }
+    false
 }
 
 impl Upstream {
@@ -98,13 +172,18 @@ impl Upstream {
         connector.set_nodelay(true);
         connector.set_keepalive(Some(Duration::from_secs(60)));
         let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(30))
+            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
             .pool_max_idle_per_host(512)
             .build(connector);
+        // `Host` is host and port only: the URL's user-info may hold a password.
         let authority = config
             .base_url
-            .authority()
-            .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+            .host()
+            .map(|host| match config.base_url.port_u16() {
+                Some(port) => format!("{host}:{port}"),
+                None => host.to_owned(),
+            })
+            .and_then(|a| HeaderValue::from_str(&a).ok())
             .unwrap_or_else(|| HeaderValue::from_static("localhost"));
         Self {
             client,
@@ -139,8 +218,8 @@ impl Upstream {
                 tracing::warn!(error = %detail, "user-service unreachable");
                 ("error", Err(ApiError::UpstreamUnavailable))
             }
-            Ok(Err(AttemptError::Other(detail))) => {
-                tracing::warn!(error = %detail, "user-service request failed");
+            Ok(Err(err)) => {
+                tracing::warn!(error = %err.detail(), "user-service request failed");
                 ("error", Err(ApiError::UpstreamUnavailable))
             }
             Err(_) => {
@@ -153,7 +232,7 @@ impl Upstream {
         };
         self.metrics
             .duration
-            .with_label_values(&[forward.method.as_str(), forward.route, outcome])
+            .with_label_values(&[method_label(&forward.method), forward.route, outcome])
             .observe(started.elapsed().as_secs_f64());
         result
     }
@@ -177,22 +256,31 @@ impl Upstream {
 
     async fn attempts(&self, forward: &Forward<'_>, uri: Uri) -> Result<Response<Body>, AttemptError> {
         self.budget.deposit();
-        let retryable = forward.method == Method::GET;
         let mut backoff = FIRST_BACKOFF;
-        let mut retries = 0;
+        let mut connect_retries = 0;
+        let mut retried_closed = false;
         loop {
-            match self.attempt(forward, uri.clone()).await {
-                Err(AttemptError::Connect(detail)) if retryable && retries < MAX_RETRIES && self.budget.withdraw() => {
-                    retries += 1;
-                    self.metrics.retries.inc();
-                    tracing::debug!(error = %detail, retry = retries, "retrying GET after connect error");
+            let err = match self.attempt(forward, uri.clone()).await {
+                Err(err) if err.retry_is_safe(&forward.method) => err,
+                other => return other,
+            };
+            match &err {
+                // A connection closed under us: the next checkout gets another one (the
+                // closed one left the pool), at once, and only once.
+                AttemptError::ClosedBeforeResponse { .. } if !retried_closed && self.budget.withdraw() => {
+                    retried_closed = true;
+                }
+                AttemptError::Connect(_) if connect_retries < MAX_RETRIES && self.budget.withdraw() => {
+                    connect_retries += 1;
                     // Jitter spreads retries of many requests that failed together.
                     let jitter = rand::random_range(0..=backoff.as_millis() as u64 / 2);
                     tokio::time::sleep(backoff + Duration::from_millis(jitter)).await;
                     backoff *= 2;
                 }
-                other => return other,
+                _ => return Err(err),
             }
+            self.metrics.retries.inc();
+            tracing::debug!(error = %err.detail(), "retrying the upstream request");
         }
     }
 
@@ -208,13 +296,7 @@ impl Upstream {
         headers.insert(crate::http::request_id::HEADER, forward.request_id.clone());
         headers.insert(crate::http::trace_context::HEADER, forward.traceparent.clone());
 
-        let response = self.client.request(request).await.map_err(|err| {
-            if err.is_connect() {
-                AttemptError::Connect(format!("{err:?}"))
-            } else {
-                AttemptError::Other(format!("{err:?}"))
-            }
-        })?;
+        let response = self.client.request(request).await.map_err(AttemptError::from_client)?;
         let (mut parts, body) = response.into_parts();
         let body = http_body_util::Limited::new(body, MAX_RESPONSE_BYTES)
             .collect()

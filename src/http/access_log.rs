@@ -1,6 +1,9 @@
 //! Layer: the request span and the access log line. Every line logged while the request is
 //! served carries the span's fields (`service`, `request_id`, `trace_id`, `method`, `route`);
-//! the access line at the end adds `status` and `duration_ms`, at `warn` for 5xx.
+//! the access line at the end adds `status` and `duration_ms`, at `warn` for 5xx. Probes and
+//! scrapes (`/health*`, `/metrics`) that succeed are logged at `debug`: they come every few
+//! seconds from kubelet, Prometheus and the gateway's own upstream check, and would bury the
+//! requests people look for.
 
 use std::time::Instant;
 
@@ -24,8 +27,9 @@ impl Around for AccessLog {
     fn around<S: Inner>(&self, mut req: Request, inner: &mut S) -> ResponseFuture {
         let started = Instant::now();
         let trace = TraceContext::from_headers(req.headers());
+        let route = matched_route(req.extensions());
+        let routine = is_probe_or_scrape(route_label(route.as_ref()));
         let span = {
-            let route = matched_route(req.extensions());
             let request_id = req.extensions().get::<RequestId>().map_or("", RequestId::as_str);
             tracing::info_span!(
                 "request",
@@ -50,6 +54,8 @@ impl Around for AccessLog {
             span.in_scope(|| {
                 if status.is_server_error() {
                     tracing::warn!("request completed");
+                } else if routine {
+                    tracing::debug!("request completed");
                 } else {
                     tracing::info!("request completed");
                 }
@@ -57,4 +63,9 @@ impl Around for AccessLog {
             Ok(response)
         })
     }
+}
+
+/// Routes that machines call on a schedule.
+fn is_probe_or_scrape(route: &str) -> bool {
+    route == "/metrics" || route == "/health" || route.starts_with("/health/")
 }

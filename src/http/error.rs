@@ -47,6 +47,9 @@ pub enum ApiError {
     UpstreamTimeout,
     #[error("request timed out")]
     Timeout,
+    /// The client did not send its body in time: its fault, so a 4xx.
+    #[error("request body not received in time")]
+    BodyTimeout,
     #[error("not ready")]
     NotReady(FieldErrors),
     #[error("internal error")]
@@ -78,6 +81,7 @@ impl ApiError {
             }
             ApiError::UpstreamUnavailable => StatusCode::BAD_GATEWAY,
             ApiError::UpstreamTimeout | ApiError::Timeout => StatusCode::GATEWAY_TIMEOUT,
+            ApiError::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
             ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -91,7 +95,8 @@ impl ApiError {
             StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge,
             StatusCode::UNSUPPORTED_MEDIA_TYPE => ApiError::UnsupportedMediaType,
             StatusCode::SERVICE_UNAVAILABLE => ApiError::Overloaded,
-            StatusCode::GATEWAY_TIMEOUT | StatusCode::REQUEST_TIMEOUT => ApiError::Timeout,
+            StatusCode::GATEWAY_TIMEOUT => ApiError::Timeout,
+            StatusCode::REQUEST_TIMEOUT => ApiError::BodyTimeout,
             status if status.is_client_error() => {
                 ApiError::BadRequest(status.canonical_reason().unwrap_or("bad request").to_lowercase())
             }

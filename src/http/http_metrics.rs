@@ -1,5 +1,6 @@
 //! Layer: the RED metrics of every request (`http_requests_total`,
-//! `http_request_duration_seconds`, `http_requests_in_flight`), labelled by matched route.
+//! `http_request_duration_seconds`, `http_requests_in_flight`), labelled by matched route and a
+//! bounded method (`route_label.rs`).
 
 use std::{sync::Arc, time::Instant};
 
@@ -7,7 +8,7 @@ use axum::extract::Request;
 
 use super::{
     layer::{Around, Inner, ResponseFuture},
-    route_label::{matched_route, route_label},
+    route_label::{matched_route, method_label, route_label},
 };
 use crate::telemetry::metrics::HttpMetrics;
 
@@ -18,7 +19,7 @@ impl Around for RecordMetrics {
     fn around<S: Inner>(&self, req: Request, inner: &mut S) -> ResponseFuture {
         let started = Instant::now();
         let metrics = self.0.clone();
-        let method = req.method().clone();
+        let method = method_label(req.method());
         let route = matched_route(req.extensions());
         // A guard, not inc/dec around the await: hyper drops this future when the client goes
         // away mid-request, and the gauge must still come down.
@@ -30,11 +31,11 @@ impl Around for RecordMetrics {
             let route = route_label(route.as_ref());
             metrics
                 .requests_total
-                .with_label_values(&[method.as_str(), route, response.status().as_str()])
+                .with_label_values(&[method, route, response.status().as_str()])
                 .inc();
             metrics
                 .request_duration
-                .with_label_values(&[method.as_str(), route])
+                .with_label_values(&[method, route])
                 .observe(started.elapsed().as_secs_f64());
             Ok(response)
         })

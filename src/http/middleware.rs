@@ -7,8 +7,8 @@
 //! | trace context, span, access log | `access_log.rs` |
 //! | RED metrics | `http_metrics.rs` |
 //! | JSON for framework-made errors | `json_errors.rs` |
-//! | the request deadline | `timeout.rs` |
-//! | reading the whole body | `whole_body.rs` |
+//! | reading the whole body (408 when too slow, 413 when too large) | `whole_body.rs` |
+//! | the deadline of handling it | `timeout.rs` |
 //! | a panic becomes a JSON 500 | tower-http's `CatchPanicLayer` |
 //!
 //! API routes also get `load_shed.rs`; health and metrics routes never do, so probes keep
@@ -61,8 +61,10 @@ pub fn common_layers(router: Router, observer: Observer, request_timeout: Durati
             }))
             .layer(AroundLayer(RecordMetrics(Arc::new(observer.metrics))))
             .map_response(json_errors)
+            .layer(AroundLayer(ReadWholeBody {
+                timeout: request_timeout,
+            }))
             .layer(AroundLayer(Deadline(request_timeout)))
-            .layer(AroundLayer(ReadWholeBody))
             .map_response(|response: axum::http::Response<_>| response.map(Body::new))
             .layer(CatchPanicLayer::custom(|_panic| ApiError::Internal.into_response())),
     )

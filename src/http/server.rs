@@ -1,12 +1,38 @@
-//! Serving a router on a bound listener until shutdown, with a bound on the drain.
+//! Serving a router on a bound listener until shutdown: our own accept loop on hyper's HTTP/1
+//! connection, because `axum::serve` exposes none of the limits a hostile or slow client needs
+//! (header-read timeout, header size and count, connection count), nor the drain behaviour.
+//!
+//! Bounds per connection (docs/reliability.md, "Hostile clients"): the header block must
+//! arrive within `HEADER_READ_TIMEOUT_MS` (this also closes keep-alive connections idle that
+//! long), may be at most `MAX_HEADER_BYTES` and `MAX_HEADERS` fields (hyper answers 431), and
+//! hyper's read buffer is capped at the header limit, so one connection costs a few tens of
+//! KiB at most. At most `MAX_CONNECTIONS` are open at once; further clients wait in the
+//! kernel's listen backlog instead of costing memory.
 
-use std::{io, net::SocketAddr};
+use std::{convert::Infallible, io, net::SocketAddr, sync::Arc, time::Duration};
 
-use axum::{Router, serve::ListenerExt};
-use tokio::net::TcpListener;
+use axum::{
+    Router,
+    extract::{ConnectInfo, Request},
+    http::{HeaderValue, header::CONNECTION},
+};
+use hyper::{body::Incoming, server::conn::http1};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::{
+    net::{TcpListener, TcpStream},
+    sync::{OwnedSemaphorePermit, Semaphore},
+};
+use tower::ServiceExt;
 
 use super::shutdown::Shutdown;
-use crate::config::ShutdownConfig;
+use crate::config::ServerConfig;
+
+/// The header count hyper allows when none is set.
+const HYPER_DEFAULT_MAX_HEADERS: usize = 100;
+/// hyper refuses a read buffer smaller than this.
+const MIN_READ_BUFFER_BYTES: usize = 8 * 1024;
+/// Pause after a failed accept (out of file descriptors, say), so the loop does not spin.
+const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
 
 /// Binds `0.0.0.0:port` (port 0 picks a free one).
 pub async fn bind(port: u16) -> io::Result<TcpListener> {
@@ -14,34 +40,101 @@ pub async fn bind(port: u16) -> io::Result<TcpListener> {
 }
 
 /// Serves until `shutdown` is stopped, then lets in-flight requests finish for at most
-/// `config.timeout`. Idle keep-alive connections are closed at once.
-pub async fn serve(
-    listener: TcpListener,
+/// `config.shutdown.timeout`. From the start of the drain every response carries
+/// `Connection: close`, so clients (the gateway's pool above all) move to another replica
+/// before the listener closes.
+pub async fn serve(listener: TcpListener, router: Router, shutdown: Shutdown, config: &ServerConfig) -> io::Result<()> {
+    let limits = config.connections;
+    let mut http = http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .keep_alive(true)
+        .header_read_timeout(limits.header_read_timeout)
+        .max_header_size(limits.max_header_bytes)
+        .max_buf_size(limits.max_header_bytes.max(MIN_READ_BUFFER_BYTES));
+    // Any explicit count makes hyper parse headers into a heap buffer per request (its docs:
+    // about 5 % slower); its own default of 100 uses the stack.
+    if limits.max_headers != HYPER_DEFAULT_MAX_HEADERS {
+        http.max_headers(limits.max_headers);
+    }
+    let open_connections = Arc::new(Semaphore::new(limits.max_connections));
+    loop {
+        let permit = tokio::select! {
+            permit = open_connections.clone().acquire_owned() => permit,
+            () = shutdown.stopped() => break,
+        };
+        let Ok(permit) = permit else { break };
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            () = shutdown.stopped() => break,
+        };
+        match accepted {
+            Ok((tcp, peer)) => {
+                // Small JSON responses: Nagle's algorithm would only delay them.
+                let _ = tcp.set_nodelay(true);
+                let connection = serve_connection(http.clone(), tcp, peer, router.clone(), shutdown.clone(), permit);
+                tokio::spawn(connection);
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, "accepting a connection failed");
+                tokio::time::sleep(ACCEPT_ERROR_PAUSE).await;
+            }
+        }
+    }
+    drop(listener);
+    // Every connection holds a permit until it ends: having them all back means all ended.
+    let all = u32::try_from(limits.max_connections).unwrap_or(u32::MAX);
+    if tokio::time::timeout(config.shutdown.timeout, open_connections.acquire_many(all))
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            timeout_seconds = config.shutdown.timeout.as_secs(),
+            "in-flight requests still running at the shutdown timeout; closing them"
+        );
+    }
+    Ok(())
+}
+
+async fn serve_connection(
+    http: http1::Builder,
+    tcp: TcpStream,
+    peer: SocketAddr,
     router: Router,
     shutdown: Shutdown,
-    config: ShutdownConfig,
-) -> io::Result<()> {
-    // Small JSON responses: Nagle's algorithm would only delay them.
-    let listener = listener.tap_io(|tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
-    let stopping = shutdown.clone();
-    let server = axum::serve(listener, router)
-        .with_graceful_shutdown(async move { stopping.stopped().await })
-        .into_future();
-    tokio::pin!(server);
-    tokio::select! {
-        result = &mut server => return result,
-        () = shutdown.stopped() => {}
-    }
-    match tokio::time::timeout(config.timeout, server).await {
-        Ok(result) => result,
-        Err(_) => {
-            tracing::warn!(
-                timeout_seconds = config.timeout.as_secs(),
-                "in-flight requests still running at the shutdown timeout; closing them"
-            );
-            Ok(())
+    _permit: OwnedSemaphorePermit,
+) {
+    let phase = shutdown.clone();
+    let service = hyper::service::service_fn(move |mut req: Request<Incoming>| {
+        // The gateway appends the peer to `X-Forwarded-For`.
+        req.extensions_mut().insert(ConnectInfo(peer));
+        let response = router.clone().oneshot(req);
+        let phase = phase.clone();
+        async move {
+            let Ok(mut response) = response.await;
+            if phase.is_draining() {
+                response
+                    .headers_mut()
+                    .insert(CONNECTION, HeaderValue::from_static("close"));
+            }
+            Ok::<_, Infallible>(response)
         }
+    });
+    let connection = http.serve_connection(TokioIo::new(tcp), service);
+    tokio::pin!(connection);
+    // Idle connections are closed when the listener stops, not when the drain starts: a
+    // request may be on the wire on any idle connection, and closing under it fails it. During
+    // the drain every response says `Connection: close`, so a connection in use closes after
+    // its next response, and the gateway's pool forgets connections idle longer than the
+    // drain (gateway/upstream.rs), so none is left to race with the stop.
+    let result = tokio::select! {
+        result = connection.as_mut() => result,
+        () = shutdown.stopped() => {
+            connection.as_mut().graceful_shutdown();
+            connection.await
+        }
+    };
+    if let Err(err) = result {
+        // Clients that time out, send garbage or go away are not the server's problem.
+        tracing::debug!(error = %err, peer = %peer, "connection ended with an error");
     }
 }

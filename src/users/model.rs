@@ -59,7 +59,8 @@ impl fmt::Display for UserId {
     }
 }
 
-/// A display name: trimmed, 1–100 characters, no control characters.
+/// A display name: trimmed, 1–100 characters, no control, format (Cf) or other invisible
+/// characters, and at least one character that shows.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct UserName(String);
 
@@ -76,6 +77,12 @@ impl UserName {
         }
         if trimmed.chars().any(char::is_control) {
             return Err("must not contain control characters".into());
+        }
+        if trimmed.chars().any(is_invisible) {
+            return Err("must not contain invisible or formatting characters".into());
+        }
+        if !trimmed.chars().any(shows) {
+            return Err("must contain a visible character".into());
         }
         Ok(Self(trimmed.to_owned()))
     }
@@ -112,7 +119,11 @@ impl Email {
         if !is_host_name(parsed.domain()) {
             return Err("is not a valid email address".into());
         }
-        if trimmed.chars().any(|c| c.is_control() || c.is_whitespace()) {
+        // Invisible characters would make `a\u{200b}b@x.org` a second account beside `ab@x.org`.
+        if trimmed
+            .chars()
+            .any(|c| c.is_control() || c.is_whitespace() || is_invisible(c))
+        {
             return Err("is not a valid email address".into());
         }
         Ok(Self(trimmed.to_owned()))
@@ -131,6 +142,62 @@ impl Email {
     pub fn key(&self) -> String {
         self.0.to_lowercase()
     }
+}
+
+/// Characters that change how text around them is shown, or show as nothing, and so let two
+/// strings that look the same differ: Unicode's format characters (general category Cf: soft
+/// hyphen, zero-width space and joiners, bidi controls such as U+202E, BOM, tags), the line
+/// and paragraph separators, and the fillers and blanks that render empty (Hangul fillers,
+/// combining grapheme joiner, Khmer inherent vowels, Mongolian selectors, braille blank).
+/// A table rather than a crate: Cf is a short list that changes rarely (Unicode 16).
+pub fn is_invisible(c: char) -> bool {
+    matches!(
+        c,
+        '\u{00AD}'
+            | '\u{034F}'
+            | '\u{0600}'..='\u{0605}'
+            | '\u{061C}'
+            | '\u{06DD}'
+            | '\u{070F}'
+            | '\u{0890}'..='\u{0891}'
+            | '\u{08E2}'
+            | '\u{115F}'..='\u{1160}'
+            | '\u{17B4}'..='\u{17B5}'
+            | '\u{180B}'..='\u{180F}'
+            | '\u{200B}'..='\u{200F}'
+            | '\u{2028}'..='\u{202E}'
+            | '\u{2060}'..='\u{2064}'
+            | '\u{2066}'..='\u{206F}'
+            | '\u{2800}'
+            | '\u{3164}'
+            | '\u{FEFF}'
+            | '\u{FFA0}'
+            | '\u{FFF9}'..='\u{FFFB}'
+            | '\u{110BD}'
+            | '\u{110CD}'
+            | '\u{13430}'..='\u{1343F}'
+            | '\u{1BCA0}'..='\u{1BCA3}'
+            | '\u{1D173}'..='\u{1D17A}'
+            | '\u{E0001}'
+            | '\u{E0020}'..='\u{E007F}'
+    )
+}
+
+/// Whether `c` shows on its own: not a space, and not a mark or selector that only modifies
+/// the character before it (a name of only combining accents displays as nothing).
+fn shows(c: char) -> bool {
+    !c.is_whitespace()
+        && !is_invisible(c)
+        && !matches!(
+            c,
+            '\u{0300}'..='\u{036F}'
+                | '\u{1AB0}'..='\u{1AFF}'
+                | '\u{1DC0}'..='\u{1DFF}'
+                | '\u{20D0}'..='\u{20FF}'
+                | '\u{FE00}'..='\u{FE0F}'
+                | '\u{FE20}'..='\u{FE2F}'
+                | '\u{E0100}'..='\u{E01EF}'
+        )
 }
 
 /// Letters, digits and inner hyphens per label (RFC 1123); the top-level label is letters or
@@ -250,10 +317,14 @@ pub struct UserPatch {
 #[serde(deny_unknown_fields)]
 #[allow(dead_code)]
 pub struct CreateUserRequest {
-    /// Trimmed; 1–100 characters, not only spaces.
+    /// Trimmed; 1–100 characters. Rejected (422): control characters, Unicode format
+    /// characters (Cf: zero-width space and joiners, BOM, bidi overrides such as U+202E, soft
+    /// hyphen), line separators, invisible fillers (Hangul fillers, braille blank), and names
+    /// with no visible character (only spaces, combining marks or variation selectors).
     #[schema(example = "Ada Lovelace", min_length = 1, max_length = 100, pattern = r"\S")]
     name: String,
-    /// Unique, compared case-insensitively.
+    /// Unique, compared case-insensitively. No spaces, control, format (Cf) or other
+    /// invisible characters; the domain is a DNS host name with at least two labels.
     #[schema(
         example = "ada@example.com",
         format = "email",
@@ -420,6 +491,37 @@ mod tests {
         assert!(UserName::parse(&"é".repeat(100)).is_ok(), "100 two-byte characters fit");
         assert!(UserName::parse(&"a".repeat(101)).is_err());
         assert!(UserName::parse("a\u{0}b").is_err());
+    }
+
+    #[test]
+    fn names_and_emails_reject_invisible_and_formatting_characters() {
+        for hidden in [
+            '\u{200B}',
+            '\u{FEFF}',
+            '\u{202E}',
+            '\u{3164}',
+            '\u{00AD}',
+            '\u{2060}',
+            '\u{E0041}',
+        ] {
+            assert!(UserName::parse(&format!("Ada{hidden}Lovelace")).is_err(), "{hidden:?}");
+            assert!(
+                Email::parse(&format!("case{hidden}1@example.com")).is_err(),
+                "{hidden:?}"
+            );
+        }
+        for empty in [
+            "\u{200B}\u{200B}",
+            "\u{3164}",
+            "\u{0301}\u{0301}",
+            "\u{FE0F}",
+            "\u{2800}",
+        ] {
+            assert!(UserName::parse(empty).is_err(), "{empty:?}");
+        }
+        for visible in ["José", "Zoë\u{0301}", "李小龍", "❤\u{FE0F}", "O'Brien-Smith"] {
+            assert!(UserName::parse(visible).is_ok(), "{visible:?}");
+        }
     }
 
     #[test]

@@ -305,3 +305,122 @@ fn assert_every_request_succeeded(report: &LoopReport, signalled: Instant, name:
         "the load was real: {sent_while_draining} requests while draining"
     );
 }
+
+/// HAProxy (Debian's) as a TCP load balancer that health-checks `/health/ready`, killed with
+/// the handle.
+struct Haproxy {
+    child: std::process::Child,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Haproxy {
+    fn start(backends: &[u16]) -> Self {
+        let dir = crate::helpers::temp_dir("haproxy");
+        let port = free_port();
+        let servers: String = backends
+            .iter()
+            .enumerate()
+            .map(|(i, backend)| format!("  server replica{i} 127.0.0.1:{backend} check\n"))
+            .collect();
+        let config = format!(
+            "global\n  maxconn 512\n\
+             defaults\n  mode tcp\n  timeout connect 1s\n  timeout client 30s\n  timeout server 30s\n  retries 2\n  option redispatch\n\
+             frontend api\n  bind 127.0.0.1:{port}\n  default_backend users\n\
+             backend users\n  balance roundrobin\n  option httpchk GET /health/ready\n  http-check expect status 200\n\
+             \x20 default-server inter 100ms fall 1 rise 1\n{servers}"
+        );
+        let path = dir.path().join("haproxy.cfg");
+        std::fs::write(&path, config).expect("haproxy config");
+        let child = std::process::Command::new("haproxy")
+            .arg("-db")
+            .arg("-f")
+            .arg(&path)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("haproxy on PATH (Debian package haproxy)");
+        Self { child, port, _dir: dir }
+    }
+}
+
+impl Drop for Haproxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_rolling_restart_behind_a_load_balancer_fails_no_request_through_the_gateway() {
+    let redis = RedisServer::start().await;
+    let replica_ports = [free_port(), free_port()];
+    let drain_env = [
+        ("SHUTDOWN_DRAIN_SECONDS", DRAIN.as_secs().to_string()),
+        ("SHUTDOWN_TIMEOUT_SECONDS", TIMEOUT.as_secs().to_string()),
+    ];
+    let mut replicas: Vec<Process> = replica_ports
+        .iter()
+        .map(|port| {
+            let mut env = user_service_env(&redis, *port);
+            env.extend(drain_env.iter().cloned());
+            Process::spawn(&["user-service"], &env)
+        })
+        .collect();
+    let http = client();
+    for port in replica_ports {
+        wait_ready(&http, &format!("{}/health/ready", local(port)), START).await;
+    }
+    let balancer = Haproxy::start(&replica_ports);
+    let gateway_port = free_port();
+    let _gateway = Process::spawn(
+        &["api-gateway"],
+        &[
+            ("PORT", gateway_port.to_string()),
+            ("USER_SERVICE_URL", local(balancer.port)),
+        ],
+    );
+    wait_ready(&http, &format!("{}/health/ready", local(gateway_port)), START).await;
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let load = start_load(&http, &format!("{}/api/users", local(gateway_port)), 8, &stop);
+    wait_in_flight(&http, gateway_port, 2, Duration::from_secs(5), "load is flowing").await;
+
+    let stopping = &mut replicas[0];
+    stopping.signal(libc::SIGTERM);
+    let signalled = Instant::now();
+    // Load on through the drain, the listener's close and the exit, and a while after.
+    let status = stopping.wait_exit(DRAIN + TIMEOUT).await;
+    figure("rolling_restart_replica_exit_after_ms", signalled.elapsed().as_millis());
+    let creates_at_exit = gateway_creates(&http, gateway_port).await;
+    eventually(
+        Duration::from_secs(10),
+        "40 more creates after the replica exited",
+        || {
+            let http = http.clone();
+            async move { gateway_creates(&http, gateway_port).await >= creates_at_exit + 40 }
+        },
+    )
+    .await;
+    stop.store(true, Ordering::Release);
+    let report = merge(load.join_all().await);
+    assert_eq!(status.code(), Some(0));
+    let after_exit = report
+        .statuses
+        .iter()
+        .filter(|(_, _, at)| at.saturating_duration_since(signalled) > DRAIN)
+        .count();
+    figure("rolling_restart_requests_after_listener_closed", after_exit);
+    assert!(after_exit > 20, "the load went on past the close: {after_exit}");
+    assert_every_request_succeeded(&report, signalled, "rolling_restart");
+}
+
+/// The gateway's count of creates answered 201.
+async fn gateway_creates(http: &reqwest::Client, port: u16) -> u64 {
+    let page = crate::helpers::get_text(http, format!("{}/metrics", local(port))).await;
+    page.lines()
+        .find(|line| line.starts_with(r#"http_requests_total{method="POST",route="/api/users",status="201"}"#))
+        .and_then(|line| line.rsplit(' ').next())
+        .and_then(|count| count.parse().ok())
+        .unwrap_or(0)
+}

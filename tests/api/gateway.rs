@@ -27,14 +27,12 @@ async fn forwards_the_whole_api_to_the_user_service(backend: Backend) {
     )
     .await;
     assert_eq!(created.status(), 201);
-    assert!(
-        created.headers()["location"]
-            .to_str()
-            .expect("ascii")
-            .starts_with("/users/")
-    );
+    // The gateway's own path: the user-service's `/users/{id}` is a 404 on the gateway.
+    let location = created.headers()["location"].to_str().expect("ascii").to_owned();
     let user: Value = created.json().await.expect("json");
     let path = format!("/users/{}", user["id"].as_str().expect("id"));
+    assert_eq!(location, format!("/api{path}"));
+    assert_eq!(get_json(&http, stack.gateway.url(&location)).await, user);
 
     let fetched: Value = get_json(&http, stack.api(&path)).await;
     assert_eq!(fetched, user);
@@ -128,6 +126,7 @@ async fn propagates_request_id_and_trace_and_strips_hop_by_hop_headers() {
         .header("proxy-authorization", "Basic c2VjcmV0")
         .header("te", "trailers")
         .header("x-custom", "kept")
+        .header("x-forwarded-for", "203.0.113.9")
         .send()
         .await
         .expect("get");
@@ -149,6 +148,10 @@ async fn propagates_request_id_and_trace_and_strips_hop_by_hop_headers() {
         "the gateway is the new parent"
     );
     assert_eq!(received["host"], upstream.addr.to_string());
+    // The client's chain is kept and the gateway's peer appended.
+    assert_eq!(received["x-forwarded-for"], "203.0.113.9, 127.0.0.1");
+    assert_eq!(received["forwarded"], "for=127.0.0.1;proto=http");
+    assert_eq!(received["x-forwarded-proto"], "http");
 
     let fresh: Value = get_json(&client(), gateway.url("/api/users")).await;
     assert_eq!(fresh["traceparent"].as_str().expect("created when absent").len(), 55);
@@ -188,8 +191,8 @@ async fn unreachable_upstream_is_a_fast_502_and_not_ready() {
 
     let metrics = users_platform::telemetry::metrics::encode(&registry);
     assert!(
-        metrics.contains("upstream_retries_total 2"),
-        "the GET was retried twice, the POST never:\n{metrics}"
+        metrics.contains("upstream_retries_total 4"),
+        "a refused connection proves nothing was sent: the GET and the POST were retried twice each:\n{metrics}"
     );
     assert!(
         metrics.contains(
@@ -305,4 +308,51 @@ async fn requests_abandoned_by_their_client_leave_the_in_flight_gauge() {
     let http = client();
     let only_the_scrape = "http_requests_in_flight 1\n";
     wait_for_metrics(&http, &gateway, only_the_scrape, "only the metrics request in flight").await;
+}
+
+/// An upstream that reads each request and closes the connection without answering (a
+/// replica stopping under the gateway) for the first `failures` connections, then answers
+/// `200 {}`.
+async fn closing_upstream(failures: usize) -> std::net::SocketAddr {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        for n in 0.. {
+            let Ok((mut stream, _)) = listener.accept().await else {
+                return;
+            };
+            let mut request = vec![0; 16 * 1024];
+            let _ = stream.read(&mut request).await;
+            if n >= failures {
+                let answer = "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n{}";
+                let _ = stream.write_all(answer.as_bytes()).await;
+                let _ = stream.read(&mut request).await;
+            }
+        }
+    });
+    addr
+}
+
+#[tokio::test]
+async fn a_connection_closed_before_the_response_is_retried_for_get_only() {
+    let http = client();
+    let upstream = closing_upstream(1).await;
+    let (gateway, registry) = serve_gateway(&format!("http://{upstream}"), Duration::from_secs(2), 64).await;
+    assert_eq!(get_status(&http, gateway.url("/api/users/abc")).await, 200);
+    let metrics = users_platform::telemetry::metrics::encode(&registry);
+    assert!(metrics.contains("upstream_retries_total 1"), "{metrics}");
+
+    // The POST may have been processed: it is not sent again.
+    let upstream = closing_upstream(1).await;
+    let (gateway, registry) = serve_gateway(&format!("http://{upstream}"), Duration::from_secs(2), 64).await;
+    let create = post(
+        &http,
+        gateway.url("/api/users"),
+        &json!({"name": "a", "email": "a@b.co"}),
+    )
+    .await;
+    assert_eq!(create.status(), 502);
+    let metrics = users_platform::telemetry::metrics::encode(&registry);
+    assert!(metrics.contains("upstream_retries_total 0"), "{metrics}");
 }

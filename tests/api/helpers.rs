@@ -11,7 +11,7 @@ use std::{
 };
 
 use users_platform::{
-    config::{GatewayConfig, RedisConfig, ServerConfig, ShutdownConfig, UpstreamConfig},
+    config::{ConnectionLimits, GatewayConfig, RedisConfig, ServerConfig, ShutdownConfig, UpstreamConfig},
     gateway,
     http::{server, shutdown::Shutdown},
     telemetry::metrics,
@@ -259,29 +259,39 @@ impl Drop for Served {
 }
 
 pub async fn serve(router: axum::Router, shutdown: Shutdown) -> Served {
+    serve_with(router, shutdown, test_server_config()).await
+}
+
+/// Serves `router` with the given server settings (limits, shutdown bounds).
+pub async fn serve_with(router: axum::Router, shutdown: Shutdown, config: ServerConfig) -> Served {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
-    let config = ShutdownConfig {
-        drain: Duration::ZERO,
-        timeout: Duration::from_secs(5),
-    };
     let stop = shutdown.clone();
     let task = tokio::spawn(async move {
-        let _ = server::serve(listener, router, stop, config).await;
+        let _ = server::serve(listener, router, stop, &config).await;
     });
     Served { addr, shutdown, task }
+}
+
+/// The settings of a server in tests: defaults, no drain delay, 5 s to finish.
+pub fn test_server_config() -> ServerConfig {
+    ServerConfig {
+        port: 0,
+        shutdown: ShutdownConfig {
+            drain: Duration::ZERO,
+            timeout: Duration::from_secs(5),
+        },
+        max_concurrent_requests: 512,
+        request_timeout: Duration::from_secs(10),
+        connections: ConnectionLimits::default(),
+    }
 }
 
 pub fn gateway_config(upstream: &str, timeout: Duration, max_concurrent_requests: usize) -> GatewayConfig {
     GatewayConfig {
         server: ServerConfig {
-            port: 0,
-            shutdown: ShutdownConfig {
-                drain: Duration::ZERO,
-                timeout: Duration::from_secs(5),
-            },
             max_concurrent_requests,
-            request_timeout: Duration::from_secs(10),
+            ..test_server_config()
         },
         upstream: UpstreamConfig {
             base_url: upstream.parse().expect("upstream url"),
@@ -343,7 +353,11 @@ impl Process {
         let dir = temp_dir("proc");
         let log = dir.path().join("stdout.log");
         let stdout = std::fs::File::create(&log).expect("log file");
-        let mut command = Command::new(env!("CARGO_BIN_EXE_users-platform"));
+        // USERS_PLATFORM_BIN runs the process tests against another build, e.g. the previous
+        // release, to measure the "before" figures in docs/reliability.md.
+        let binary =
+            std::env::var_os("USERS_PLATFORM_BIN").unwrap_or_else(|| env!("CARGO_BIN_EXE_users-platform").into());
+        let mut command = Command::new(binary);
         command
             .args(args)
             .env_clear()

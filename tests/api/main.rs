@@ -18,6 +18,7 @@ mod concurrency;
 mod drain;
 mod fuzz;
 mod gateway;
+mod hostile;
 mod legacy;
 mod module_map;
 mod outage;

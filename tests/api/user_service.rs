@@ -61,6 +61,7 @@ async fn create(svc: &UserServiceUnderTest, name: &str, email: &str) -> Value {
 on_both_stores!(
     create_returns_the_user_with_defaults_and_location,
     duplicate_email_in_any_case_is_409,
+    invisible_characters_and_repeated_keys_are_refused,
     invalid_fields_are_422_with_details,
     malformed_bodies_get_json_errors,
     get_finds_users_and_404s_unknown_or_malformed_ids,
@@ -95,6 +96,40 @@ async fn duplicate_email_in_any_case_is_409(backend: Backend) {
     let reply = post_user(&svc, &json!({"name": "Imposter", "email": "ADA@example.COM"})).await;
     assert_eq!(reply.status, StatusCode::CONFLICT);
     assert_eq!(reply.body, json!({"error": "a user with this email already exists"}));
+}
+
+async fn invisible_characters_and_repeated_keys_are_refused(backend: Backend) {
+    let svc = user_service(backend).await;
+    create(&svc, "Case", "case1@example.com").await;
+    // A zero-width space would register a second account that looks like the first.
+    let twin = post_user(&svc, &json!({"name": "Twin", "email": "case\u{200b}1@example.com"})).await;
+    assert_eq!(twin.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", twin.body);
+    assert_eq!(twin.body["details"]["email"], "is not a valid email address");
+    for name in ["\u{200b}\u{200b}", "\u{3164}", "Eve\u{202e}gnp.exe", "\u{feff}Bom"] {
+        let reply = post_user(&svc, &json!({"name": name, "email": "n@example.com"})).await;
+        assert_eq!(
+            reply.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{name:?}: {}",
+            reply.body
+        );
+        assert!(reply.body["details"]["name"].is_string(), "{}", reply.body);
+    }
+    let repeated = Request::post("/users")
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(
+            r#"{"name": "A", "email": "a@example.com", "email": "b@example.com"}"#,
+        ))
+        .expect("request");
+    let reply = send(&svc, repeated).await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{}", reply.body);
+    assert!(
+        reply.body["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("duplicate key")),
+        "{}",
+        reply.body
+    );
 }
 
 async fn invalid_fields_are_422_with_details(backend: Backend) {
