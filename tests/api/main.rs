@@ -16,6 +16,7 @@ macro_rules! on_both_stores {
 
 mod concurrency;
 mod drain;
+mod failover;
 mod fuzz;
 mod gateway;
 mod legacy;
