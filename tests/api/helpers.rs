@@ -78,6 +78,8 @@ pub struct RedisServer {
     child: Option<Child>,
     /// `--replicaof host port` for a replica, empty for a primary.
     replica_of: Vec<String>,
+    /// Set for one start only (e.g. `--appendonly no` to load a restored RDB).
+    once: Vec<String>,
 }
 
 impl RedisServer {
@@ -101,6 +103,7 @@ impl RedisServer {
             dir: temp_dir("redis"),
             child: None,
             replica_of,
+            once: Vec::new(),
         };
         server.spawn().await;
         server
@@ -113,6 +116,7 @@ impl RedisServer {
             // Every node may become a replica after a failover, so every node can authenticate.
             .args(["--requirepass", PASSWORD, "--masterauth", PASSWORD])
             .args(&self.replica_of)
+            .args(std::mem::take(&mut self.once))
             .arg("--dir")
             .arg(self.dir.path())
             .stdout(Stdio::null())
@@ -154,6 +158,18 @@ impl RedisServer {
             sentinel: None,
             write_replicas: 0,
         }
+    }
+
+    /// The server's data directory (RDB and append-only files).
+    pub fn dir(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+
+    /// Stops the server and starts it again with `args` added, once.
+    pub async fn restart_with(&mut self, args: &[&str]) {
+        self.kill();
+        self.once = args.iter().map(|arg| (*arg).to_owned()).collect();
+        self.spawn().await;
     }
 
     /// `INFO section` as text; empty when the server does not answer.

@@ -14,6 +14,7 @@ macro_rules! on_both_stores {
     };
 }
 
+mod backup;
 mod concurrency;
 mod drain;
 mod failover;

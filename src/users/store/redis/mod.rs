@@ -20,7 +20,7 @@ use std::{
 
 use prometheus::{HistogramVec, IntCounter, IntGaugeVec, Registry};
 use redis::{
-    ErrorKind, RedisError, Script, ServerErrorKind, Value,
+    ErrorKind, RedisError, RedisResult, Script, ServerErrorKind, Value,
     aio::{ConnectionManager, ConnectionManagerConfig},
     sentinel::{Sentinel, SentinelNodeConnectionInfo},
 };
@@ -422,18 +422,23 @@ impl RedisStore {
             if required > 0 {
                 pipe.cmd("WAIT").arg(required).arg(wait_ms);
             }
-            let reply: Vec<Value> = match pipe.query_async(&mut connection).await {
-                Err(err) if err.kind() == ErrorKind::Server(ServerErrorKind::NoScript) => {
-                    script
-                        .load_async(&mut connection)
-                        .await
-                        .map_err(OperationError::Redis)?;
-                    pipe.query_async(&mut connection).await.map_err(OperationError::Redis)?
-                }
-                other => other.map_err(OperationError::Redis)?,
-            };
-            let mut reply = reply.into_iter();
-            let result = reply.next().unwrap_or(Value::Nil);
+            // A script error comes back as the pipeline's first value, not as an error.
+            let mut reply: RedisResult<Vec<Value>> = pipe.query_async(&mut connection).await;
+            if script_missing(&reply) {
+                // Redis restarted (or this is a new primary) and lost its script cache.
+                script
+                    .load_async(&mut connection)
+                    .await
+                    .map_err(OperationError::Redis)?;
+                reply = pipe.query_async(&mut connection).await;
+            }
+            let mut reply = reply.map_err(OperationError::Redis)?.into_iter();
+            // READONLY (the node became a replica) surfaces here, as a Redis error.
+            let result = reply
+                .next()
+                .unwrap_or(Value::Nil)
+                .extract_error()
+                .map_err(OperationError::Redis)?;
             let waits: Vec<i64> = reply
                 .map(|confirmed| {
                     redis::from_redis_value(confirmed).map_err(|err| OperationError::Reply(err.to_string()))
@@ -459,6 +464,16 @@ impl RedisStore {
             redis::from_redis_value(result).map_err(|err| OperationError::Reply(err.to_string()))
         })
         .await
+    }
+}
+
+fn script_missing(reply: &RedisResult<Vec<Value>>) -> bool {
+    let no_script = ErrorKind::Server(ServerErrorKind::NoScript);
+    match reply {
+        Err(err) => err.kind() == no_script,
+        Ok(values) => values
+            .first()
+            .is_some_and(|first| first.clone().extract_error().is_err_and(|err| err.kind() == no_script)),
     }
 }
 
@@ -706,6 +721,15 @@ impl UserStore for RedisStore {
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
+        // The write connection too: it only sees writes, so after a Redis restart the first
+        // write would otherwise be the one to find it broken (and answer 503).
+        self.timed("ping", Lane::Write, |mut connection| async move {
+            redis::cmd("PING")
+                .query_async::<String>(&mut connection)
+                .await
+                .map_err(OperationError::Redis)
+        })
+        .await?;
         if matches!(self.locator.as_ref(), Locator::Fixed) {
             let _: String = self.query("ping", &redis::cmd("PING")).await?;
             return Ok(());
