@@ -112,6 +112,20 @@ struct StoreArgs {
     /// The Redis password itself, for local use; REDIS_PASSWORD_FILE wins when both are set.
     #[arg(long, env = "REDIS_PASSWORD", hide_env_values = true)]
     redis_password: Option<String>,
+    /// `host:port,host:port,...` of Redis Sentinels: the primary is found (and followed across
+    /// failovers) through them instead of REDIS_URL/REDIS_HOST.
+    #[arg(long, env = "REDIS_SENTINELS")]
+    redis_sentinels: Option<String>,
+    /// The name the Sentinels monitor the primary under.
+    #[arg(long, env = "REDIS_MASTER_NAME", default_value = "users")]
+    redis_master_name: String,
+    /// File holding the Sentinels' password, when they require one.
+    #[arg(long, env = "REDIS_SENTINEL_PASSWORD_FILE")]
+    redis_sentinel_password_file: Option<PathBuf>,
+    /// Replicas that must confirm a write (WAIT) before it is acknowledged; default 1 with
+    /// REDIS_SENTINELS (a failover must not lose an acknowledged write), 0 otherwise.
+    #[arg(long, env = "REDIS_WRITE_REPLICAS", value_parser = clap::value_parser!(u16).range(0..=16))]
+    redis_write_replicas: Option<u16>,
     /// Deadline for one Redis command.
     #[arg(long, env = "REDIS_TIMEOUT_MS", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=60_000))]
     redis_timeout_ms: u64,
@@ -291,15 +305,29 @@ pub struct UserServiceConfig {
 #[derive(Debug, Clone)]
 pub enum StoreConfig {
     Memory,
-    Redis(RedisConfig),
+    Redis(Box<RedisConfig>),
 }
 
 #[derive(Clone)]
 pub struct RedisConfig {
+    /// The node to use; with `sentinel` only its Redis settings (password, db) count, the
+    /// address comes from the Sentinels.
     pub connection: redis::ConnectionInfo,
     pub command_timeout: Duration,
     /// The URL as it may be logged: the password is replaced by `***`.
     pub redacted_url: String,
+    /// Set when the primary is found through Sentinel.
+    pub sentinel: Option<SentinelConfig>,
+    /// Replicas that must confirm each write (`WAIT`) before it is acknowledged.
+    pub write_replicas: u16,
+}
+
+#[derive(Clone)]
+pub struct SentinelConfig {
+    /// `(host, port)` of every Sentinel.
+    pub nodes: Vec<(String, u16)>,
+    pub master_name: String,
+    pub password: Option<String>,
 }
 
 impl fmt::Debug for RedisConfig {
@@ -308,6 +336,7 @@ impl fmt::Debug for RedisConfig {
         f.debug_struct("RedisConfig")
             .field("url", &self.redacted_url)
             .field("command_timeout", &self.command_timeout)
+            .field("write_replicas", &self.write_replicas)
             .finish()
     }
 }
@@ -457,7 +486,21 @@ impl StoreArgs {
             (None, Some(password)) => Some(password.clone()),
             (None, None) => None,
         };
+        let sentinel = self.sentinel_config()?;
+        if sentinel.is_some() && (self.redis_url.is_some() || self.redis_host.is_some()) {
+            return Err(ConfigError::new(
+                "REDIS_SENTINELS",
+                "set either REDIS_SENTINELS or REDIS_URL/REDIS_HOST, not both",
+            ));
+        }
         let mut connection: redis::ConnectionInfo = match (&self.redis_url, &self.redis_host) {
+            // The address is the Sentinels' to give; this only carries password and db.
+            _ if sentinel.is_some() => {
+                use redis::IntoConnectionInfo;
+                ("127.0.0.1", 6379)
+                    .into_connection_info()
+                    .map_err(|err| ConfigError::new("REDIS_SENTINELS", err.to_string()))?
+            }
             (Some(url), _) => {
                 use redis::IntoConnectionInfo;
                 let info = url
@@ -478,31 +521,111 @@ impl StoreArgs {
                     .into_connection_info()
                     .map_err(|err| ConfigError::new("REDIS_HOST", err.to_string()))?
             }
-            (None, None) => return Ok(StoreConfig::Memory),
+            (None, None) => {
+                // Redis settings without a Redis to use are a mistake, never a reason to fall
+                // back silently to the in-memory store.
+                let stray = [
+                    ("REDIS_PASSWORD_FILE", self.redis_password_file.is_some()),
+                    ("REDIS_PASSWORD", self.redis_password.is_some()),
+                    ("REDIS_WRITE_REPLICAS", self.redis_write_replicas.is_some()),
+                ];
+                if let Some((variable, _)) = stray.iter().find(|(_, set)| *set) {
+                    return Err(ConfigError::new(
+                        variable,
+                        "set, but none of REDIS_URL, REDIS_HOST or REDIS_SENTINELS is",
+                    ));
+                }
+                return Ok(StoreConfig::Memory);
+            }
         };
         if let Some(password) = password {
             let settings = connection.redis_settings().clone().set_password(password);
             connection = connection.set_redis_settings(settings);
         }
-        let redacted_url = redacted_url(&connection);
-        Ok(StoreConfig::Redis(RedisConfig {
+        let redacted_url = match &sentinel {
+            Some(sentinel) => redacted_sentinel_url(sentinel),
+            None => redacted_url(&connection),
+        };
+        let write_replicas = self.redis_write_replicas.unwrap_or(u16::from(sentinel.is_some()));
+        Ok(StoreConfig::Redis(Box::new(RedisConfig {
             connection,
             command_timeout: Duration::from_millis(self.redis_timeout_ms),
             redacted_url,
+            sentinel,
+            write_replicas,
+        })))
+    }
+
+    fn sentinel_config(&self) -> Result<Option<SentinelConfig>, ConfigError> {
+        let Some(list) = &self.redis_sentinels else {
+            if self.redis_sentinel_password_file.is_some() {
+                return Err(ConfigError::new(
+                    "REDIS_SENTINEL_PASSWORD_FILE",
+                    "set, but REDIS_SENTINELS is not",
+                ));
+            }
+            return Ok(None);
+        };
+        let invalid = |why: String| ConfigError::new("REDIS_SENTINELS", why);
+        let nodes = list
+            .split(',')
+            .map(str::trim)
+            .filter(|node| !node.is_empty())
+            .map(|node| {
+                let (host, port) = node
+                    .rsplit_once(':')
+                    .ok_or_else(|| invalid(format!("{node:?} is not host:port")))?;
+                let port = port
+                    .parse::<u16>()
+                    .ok()
+                    .filter(|port| *port != 0)
+                    .ok_or_else(|| invalid(format!("{node:?} has no valid port")))?;
+                if host.is_empty() || host.contains(['/', ' ', '@']) {
+                    return Err(invalid(format!("{node:?} has no valid host")));
+                }
+                Ok((host.to_owned(), port))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        if nodes.is_empty() {
+            return Err(invalid("no host:port given".into()));
+        }
+        if self.redis_master_name.is_empty() || self.redis_master_name.contains(char::is_whitespace) {
+            return Err(ConfigError::new("REDIS_MASTER_NAME", "must be one word"));
+        }
+        let password = self
+            .redis_sentinel_password_file
+            .as_ref()
+            .map(|path| read_secret_file("REDIS_SENTINEL_PASSWORD_FILE", path))
+            .transpose()?;
+        Ok(Some(SentinelConfig {
+            nodes,
+            master_name: self.redis_master_name.clone(),
+            password,
         }))
     }
 }
 
+fn redacted_sentinel_url(sentinel: &SentinelConfig) -> String {
+    let auth = if sentinel.password.is_some() { ":***@" } else { "" };
+    let nodes: Vec<String> = sentinel
+        .nodes
+        .iter()
+        .map(|(host, port)| format!("{host}:{port}"))
+        .collect();
+    format!("redis+sentinel://{auth}{}/{}", nodes.join(","), sentinel.master_name)
+}
+
 fn read_password_file(path: &PathBuf) -> Result<String, ConfigError> {
+    read_secret_file("REDIS_PASSWORD_FILE", path)
+}
+
+fn read_secret_file(variable: &'static str, path: &PathBuf) -> Result<String, ConfigError> {
     let content = std::fs::read_to_string(path)
-        .map_err(|err| ConfigError::new("REDIS_PASSWORD_FILE", format!("cannot read {}: {err}", path.display())))?;
+        .map_err(|err| ConfigError::new(variable, format!("cannot read {}: {err}", path.display())))?;
     // Secrets written with `echo` end in a newline that is not part of the password.
     let password = content.trim_end_matches(['\n', '\r']);
     if password.is_empty() {
-        return Err(ConfigError::new(
-            "REDIS_PASSWORD_FILE",
-            format!("{} is empty", path.display()),
-        ));
+        return Err(ConfigError::new(variable, format!("{} is empty", path.display())));
     }
     Ok(password.to_owned())
 }
@@ -592,5 +715,40 @@ mod tests {
         assert!(err.starts_with("USER_SERVICE_PORT:"), "{err}");
         let err = parse(&["--log-level", "info,=[", "all"]).unwrap_err();
         assert!(err.starts_with("LOG_LEVEL:"), "{err}");
+        let err = parse(&["user-service", "--redis-sentinels", "a:1,b"]).unwrap_err();
+        assert!(err.starts_with("REDIS_SENTINELS:"), "{err}");
+        let err = parse(&[
+            "user-service",
+            "--redis-sentinels",
+            "a:1",
+            "--redis-url",
+            "redis://x:1/0",
+        ])
+        .unwrap_err();
+        assert!(err.starts_with("REDIS_SENTINELS:"), "{err}");
+    }
+
+    #[test]
+    fn sentinels_select_redis_and_require_a_replica_by_default() {
+        let config = parse(&["user-service", "--redis-sentinels", "s-0:26379, s-1:26379"]).expect("valid");
+        let Target::UserService(cfg) = config.target else {
+            panic!("user-service")
+        };
+        let StoreConfig::Redis(redis) = cfg.store else {
+            panic!("redis")
+        };
+        let sentinel = redis.sentinel.expect("sentinel mode");
+        assert_eq!(sentinel.nodes, [("s-0".to_owned(), 26379), ("s-1".to_owned(), 26379)]);
+        assert_eq!(sentinel.master_name, "users");
+        assert_eq!(redis.write_replicas, 1);
+        assert_eq!(redis.redacted_url, "redis+sentinel://s-0:26379,s-1:26379/users");
+    }
+
+    #[test]
+    fn redis_settings_without_a_redis_are_refused_not_ignored() {
+        let err = parse(&["user-service", "--redis-password", "x"]).unwrap_err();
+        assert!(err.starts_with("REDIS_PASSWORD:"), "{err}");
+        let err = parse(&["user-service", "--redis-sentinel-password-file", "/x"]).unwrap_err();
+        assert!(err.starts_with("REDIS_SENTINEL_PASSWORD_FILE:"), "{err}");
     }
 }

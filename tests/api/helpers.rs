@@ -76,14 +76,34 @@ pub struct RedisServer {
     pub port: u16,
     dir: tempfile::TempDir,
     child: Option<Child>,
+    /// `--replicaof host port` for a replica, empty for a primary.
+    replica_of: Vec<String>,
+    /// Set for one start only (e.g. `--appendonly no` to load a restored RDB).
+    once: Vec<String>,
 }
 
 impl RedisServer {
     pub async fn start() -> Self {
+        Self::start_with(Vec::new()).await
+    }
+
+    /// A replica of `primary`, started and synchronised (its link to the primary is up).
+    pub async fn start_replica_of(primary_port: u16) -> Self {
+        let server = Self::start_with(vec!["--replicaof".into(), "127.0.0.1".into(), primary_port.to_string()]).await;
+        eventually(Duration::from_secs(20), "the replica to finish its first sync", || {
+            std::future::ready(server.info("replication").contains("master_link_status:up"))
+        })
+        .await;
+        server
+    }
+
+    async fn start_with(replica_of: Vec<String>) -> Self {
         let mut server = Self {
             port: free_port(),
             dir: temp_dir("redis"),
             child: None,
+            replica_of,
+            once: Vec::new(),
         };
         server.spawn().await;
         server
@@ -93,7 +113,10 @@ impl RedisServer {
         let child = Command::new("redis-server")
             .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1", "--save", ""])
             .args(["--appendonly", "yes", "--appendfsync", "always"])
-            .args(["--requirepass", PASSWORD])
+            // Every node may become a replica after a failover, so every node can authenticate.
+            .args(["--requirepass", PASSWORD, "--masterauth", PASSWORD])
+            .args(&self.replica_of)
+            .args(std::mem::take(&mut self.once))
             .arg("--dir")
             .arg(self.dir.path())
             .stdout(Stdio::null())
@@ -132,7 +155,32 @@ impl RedisServer {
             connection: self.url().into_connection_info().expect("valid url"),
             command_timeout,
             redacted_url: self.url_without_password(),
+            sentinel: None,
+            write_replicas: 0,
         }
+    }
+
+    /// The server's data directory (RDB and append-only files).
+    pub fn dir(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+
+    /// Stops the server and starts it again with `args` added, once.
+    pub async fn restart_with(&mut self, args: &[&str]) {
+        self.kill();
+        self.once = args.iter().map(|arg| (*arg).to_owned()).collect();
+        self.spawn().await;
+    }
+
+    /// `INFO section` as text; empty when the server does not answer.
+    pub fn info(&self, section: &str) -> String {
+        let Ok(client) = redis::Client::open(self.url()) else {
+            return String::new();
+        };
+        let Ok(mut conn) = client.get_connection_with_timeout(Duration::from_millis(500)) else {
+            return String::new();
+        };
+        redis::cmd("INFO").arg(section).query(&mut conn).unwrap_or_default()
     }
 
     pub fn connection(&self) -> redis::Connection {
@@ -380,6 +428,11 @@ impl Process {
     pub fn signal(&self, signal: i32) {
         // SAFETY: kill(2) on a child we own.
         assert_eq!(unsafe { libc::kill(self.pid(), signal) }, 0);
+    }
+
+    /// Whether the process is still the one started (it never exited or restarted).
+    pub fn still_running(&mut self) -> bool {
+        self.child.try_wait().expect("try_wait").is_none()
     }
 
     /// Waits for exit without blocking the runtime's other tasks.
@@ -655,4 +708,170 @@ pub async fn post_json(
     body: &serde_json::Value,
 ) -> serde_json::Value {
     post(http, url, body).await.json().await.expect("JSON body")
+}
+
+// ---------------------------------------------------------------------------------------------
+// Replication and Sentinel (failover suite).
+// ---------------------------------------------------------------------------------------------
+
+pub const SENTINEL_PASSWORD: &str = "s3ntinel-test-password";
+pub const MASTER_NAME: &str = "users";
+
+/// A `redis-server --sentinel` owned by one test, watching the primary as [`MASTER_NAME`] with
+/// `down-after-milliseconds 1000`, password [`SENTINEL_PASSWORD`].
+pub struct SentinelServer {
+    pub port: u16,
+    dir: tempfile::TempDir,
+    child: Option<Child>,
+}
+
+impl SentinelServer {
+    pub async fn start(primary_port: u16) -> Self {
+        let port = free_port();
+        let dir = temp_dir("sentinel");
+        // Sentinel rewrites its configuration file (what it learnt), so it needs its own copy.
+        let config = dir.path().join("sentinel.conf");
+        std::fs::write(
+            &config,
+            format!(
+                "port {port}\nbind 127.0.0.1\ndir {dir}\nrequirepass {SENTINEL_PASSWORD}\n\
+                 sentinel sentinel-pass {SENTINEL_PASSWORD}\n\
+                 sentinel monitor {MASTER_NAME} 127.0.0.1 {primary_port} 2\n\
+                 sentinel auth-pass {MASTER_NAME} {PASSWORD}\n\
+                 sentinel down-after-milliseconds {MASTER_NAME} 1000\n\
+                 sentinel failover-timeout {MASTER_NAME} 2000\n\
+                 sentinel parallel-syncs {MASTER_NAME} 1\n",
+                dir = dir.path().display()
+            ),
+        )
+        .expect("write sentinel.conf");
+        let child = Command::new("redis-server")
+            .arg(&config)
+            .arg("--sentinel")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server on PATH (scripts/check installs it)");
+        let sentinel = Self {
+            port,
+            dir,
+            child: Some(child),
+        };
+        eventually(Duration::from_secs(10), "sentinel to answer PING", || {
+            std::future::ready(sentinel.query::<String>(&mut redis::cmd("PING")).is_some())
+        })
+        .await;
+        sentinel
+    }
+
+    /// One command to this Sentinel; `None` when it does not answer.
+    pub fn query<T: redis::FromRedisValue>(&self, cmd: &mut redis::Cmd) -> Option<T> {
+        let url = format!("redis://:{SENTINEL_PASSWORD}@127.0.0.1:{}/0", self.port);
+        let client = redis::Client::open(url).ok()?;
+        let mut conn = client.get_connection_with_timeout(Duration::from_millis(500)).ok()?;
+        cmd.query(&mut conn).ok()
+    }
+
+    /// The primary's port as this Sentinel sees it.
+    pub fn primary_port(&self) -> Option<u16> {
+        let addr: Vec<String> = self.query(redis::cmd("SENTINEL").arg("GET-MASTER-ADDR-BY-NAME").arg(MASTER_NAME))?;
+        addr.get(1)?.parse().ok()
+    }
+
+    fn count(&self, what: &str) -> usize {
+        self.query::<Vec<redis::Value>>(redis::cmd("SENTINEL").arg(what).arg(MASTER_NAME))
+            .map_or(0, |entries| entries.len())
+    }
+
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let _ = &self.dir;
+    }
+}
+
+impl Drop for SentinelServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A primary, two replicas and three Sentinels on loopback, as prod runs them.
+pub struct ReplicatedRedis {
+    /// Every data node; which one is the primary changes with failovers.
+    pub nodes: Vec<RedisServer>,
+    pub sentinels: Vec<SentinelServer>,
+}
+
+impl ReplicatedRedis {
+    pub async fn start() -> Self {
+        let primary = RedisServer::start().await;
+        let first = RedisServer::start_replica_of(primary.port).await;
+        let second = RedisServer::start_replica_of(primary.port).await;
+        let mut sentinels = Vec::new();
+        for _ in 0..3 {
+            sentinels.push(SentinelServer::start(primary.port).await);
+        }
+        let cluster = Self {
+            nodes: vec![primary, first, second],
+            sentinels,
+        };
+        cluster.wait_settled(2).await;
+        cluster
+    }
+
+    /// Waits until every running Sentinel knows the other two and agrees on the primary, and
+    /// the primary has `replicas` replicas online: only then can a failover happen.
+    pub async fn wait_settled(&self, replicas: usize) {
+        eventually(
+            Duration::from_secs(60),
+            "the Sentinels to know each other and the replicas",
+            || {
+                let primary = self.sentinels[0].primary_port();
+                let settled = self.sentinels.iter().all(|s| {
+                    s.child.is_some()
+                        && s.count("SENTINELS") == 2
+                        && s.count("REPLICAS") >= replicas
+                        && s.primary_port() == primary
+                }) && primary.and_then(|port| self.node(port)).is_some_and(|node| {
+                    node.info("replication")
+                        .lines()
+                        .filter(|line| line.starts_with("slave") && line.contains("state=online"))
+                        .count()
+                        >= replicas
+                });
+                std::future::ready(settled)
+            },
+        )
+        .await;
+    }
+
+    pub fn node(&self, port: u16) -> Option<&RedisServer> {
+        self.nodes.iter().find(|node| node.port == port)
+    }
+
+    /// The primary's port according to the first Sentinel that answers.
+    pub fn primary_port(&self) -> Option<u16> {
+        self.sentinels.iter().find_map(SentinelServer::primary_port)
+    }
+
+    /// `REDIS_SENTINELS` for this cluster.
+    pub fn sentinels_setting(&self) -> String {
+        let nodes: Vec<String> = self.sentinels.iter().map(|s| format!("127.0.0.1:{}", s.port)).collect();
+        nodes.join(",")
+    }
+
+    /// SIGKILLs the current primary; returns its port.
+    pub fn kill_primary(&mut self) -> u16 {
+        let port = self.primary_port().expect("a Sentinel names the primary");
+        let node = self
+            .nodes
+            .iter_mut()
+            .find(|node| node.port == port)
+            .expect("primary is ours");
+        node.kill();
+        port
+    }
 }

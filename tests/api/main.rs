@@ -14,8 +14,10 @@ macro_rules! on_both_stores {
     };
 }
 
+mod backup;
 mod concurrency;
 mod drain;
+mod failover;
 mod fuzz;
 mod gateway;
 mod hostile;

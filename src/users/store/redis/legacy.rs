@@ -15,7 +15,7 @@ use time::{OffsetDateTime, format_description::well_known::Rfc3339};
 
 use crate::timestamp::{format as format_timestamp, truncate_to_millis, unix_millis};
 
-use super::{BY_CREATED_KEY, EMAIL_KEY_PREFIX, RedisStore, USER_KEY_PREFIX};
+use super::{BY_CREATED_KEY, EMAIL_KEY_PREFIX, RedisStore, USER_KEY_PREFIX, script_call};
 use crate::users::{
     model::{Role, UserId},
     store::StoreError,
@@ -76,12 +76,11 @@ pub(super) async fn migrate(store: &RedisStore) -> Result<Option<MigrationReport
         // owner (the script indexes the first it writes). The sort is stable: ties keep blob order.
         records.sort_by_key(|r| r.created_millis);
         let backup_key = format!("{BACKUP_KEY_PREFIX}{}", unix_millis(OffsetDateTime::now_utc()));
-        let mut invocation = store.scripts.migrate_legacy.prepare_invoke();
-        invocation.key(LEGACY_KEY).key(&backup_key).key(BY_CREATED_KEY);
-        invocation.arg(&blob).arg(USER_KEY_PREFIX).arg(EMAIL_KEY_PREFIX);
+        let script = &store.scripts.migrate_legacy;
+        let mut call = script_call(script, &[LEGACY_KEY, &backup_key, BY_CREATED_KEY]);
+        call.arg(&blob).arg(USER_KEY_PREFIX).arg(EMAIL_KEY_PREFIX);
         for r in &records {
-            invocation
-                .arg(&r.id)
+            call.arg(&r.id)
                 .arg(&r.name)
                 .arg(&r.email)
                 .arg(r.role)
@@ -90,7 +89,7 @@ pub(super) async fn migrate(store: &RedisStore) -> Result<Option<MigrationReport
                 .arg(r.created_millis)
                 .arg(&r.email_key);
         }
-        let reply: Vec<i64> = store.invoke("migrate", invocation).await?;
+        let reply: Vec<i64> = store.write("migrate", script, call).await?;
         match reply.as_slice() {
             [-2] => return Ok(None),
             [-1] => {
