@@ -660,6 +660,17 @@ mod tests {
             .map_err(|e| e.to_string())
     }
 
+    /// The Redis settings of a valid `user-service` command line.
+    fn redis_config(args: &[&str]) -> RedisConfig {
+        let Target::UserService(cfg) = parse(args).expect("valid").target else {
+            panic!("user-service")
+        };
+        let StoreConfig::Redis(redis) = cfg.store else {
+            panic!("redis")
+        };
+        *redis
+    }
+
     #[test]
     fn no_subcommand_means_all_with_memory_store() {
         let config = parse(&[]).expect("defaults are valid");
@@ -675,13 +686,7 @@ mod tests {
 
     #[test]
     fn redis_password_is_redacted_in_the_loggable_url() {
-        let config = parse(&["user-service", "--redis-url", "redis://:hunter2@example:6380/2"]).expect("valid");
-        let Target::UserService(cfg) = config.target else {
-            panic!("user-service")
-        };
-        let StoreConfig::Redis(redis) = cfg.store else {
-            panic!("redis")
-        };
+        let redis = redis_config(&["user-service", "--redis-url", "redis://:hunter2@example:6380/2"]);
         assert_eq!(redis.redacted_url, "redis://:***@example:6380/2");
         assert!(!format!("{redis:?}").contains("hunter2"));
         assert_eq!(redis.connection.redis_settings().password(), Some("hunter2"));
@@ -730,13 +735,7 @@ mod tests {
 
     #[test]
     fn sentinels_select_redis_and_require_a_replica_by_default() {
-        let config = parse(&["user-service", "--redis-sentinels", "s-0:26379, s-1:26379"]).expect("valid");
-        let Target::UserService(cfg) = config.target else {
-            panic!("user-service")
-        };
-        let StoreConfig::Redis(redis) = cfg.store else {
-            panic!("redis")
-        };
+        let redis = redis_config(&["user-service", "--redis-sentinels", "s-0:26379, s-1:26379"]);
         let sentinel = redis.sentinel.expect("sentinel mode");
         assert_eq!(sentinel.nodes, [("s-0".to_owned(), 26379), ("s-1".to_owned(), 26379)]);
         assert_eq!(sentinel.master_name, "users");
