@@ -8,20 +8,13 @@
 #    the images, the apps' wrappers, the deployable manifests).
 #
 # No check is guarded by pathExists: a missing file fails evaluation or the check itself.
-{ lib, pkgs, craneLib, rust, images, manifests, apps, promtool, inputs }:
+{ lib, pkgs, craneLib, rust, images, manifests, apps, promtool, python, inputs }:
 let
   inherit (rust) commonArgs users-platform;
   bin = lib.getExe users-platform;
 
   # The flake's own source (git-tracked files only); every stage script runs in a copy of it.
   repository = ../.;
-
-  python = pkgs.python3.withPackages (ps: [
-    ps.pyyaml
-    ps.pytest
-    ps.kubernetes-validate
-    ps.schemathesis
-  ]);
 
   # The source trees the stages evaluate Nix with: the locked inputs themselves.
   nixSources = {

@@ -23,8 +23,14 @@ let
 
   python = pkgs.python3.withPackages (ps: [ ps.pyyaml ]);
 
-  # The dev shell's Python also validates manifests (scripts/e2e, scripts/check-k8s).
-  devPython = pkgs.python3.withPackages (ps: [ ps.pyyaml ps.pytest ps.kubernetes-validate ]);
+  # The Python tools of scripts/deps/requirements.txt, from nixpkgs: what the check stages
+  # (nix flake check) and the dev shell (scripts/check, scripts/e2e by hand) run with.
+  toolsPython = pkgs.python3.withPackages (ps: [
+    ps.pyyaml
+    ps.pytest
+    ps.kubernetes-validate
+    ps.schemathesis
+  ]);
 
   # promtool lives in the `cli` output of nixpkgs' prometheus.
   promtool = pkgs.prometheus.cli or pkgs.prometheus;
@@ -72,6 +78,7 @@ let
 
   checks = import ./checks.nix {
     inherit lib pkgs craneLib rust images manifests apps promtool;
+    python = toolsPython;
     inputs = { inherit nixpkgs crane rust-overlay kubenix advisory-db; };
   };
 
@@ -118,7 +125,7 @@ in
       pkgs.deadnix
       pkgs.shellcheck
       pkgs.jq
-      devPython
+      toolsPython
     ];
     # Plain `cargo build` stays a fast glibc debug build; with `--target <musl
     # triple>` the shell links statically, exactly like the Nix package.
