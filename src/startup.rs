@@ -27,12 +27,12 @@ async fn run_target(target: Target) -> anyhow::Result<()> {
     match target {
         Target::ApiGateway(config) => {
             let listener = bind("PORT", &config.server).await?;
-            let shutdown = stopped_by_signal(&config.server);
+            let shutdown = stopped_by_signal(&config.server)?;
             run_gateway(listener, config, shutdown).await
         }
         Target::UserService(config) => {
             let listener = bind("PORT", &config.server).await?;
-            let shutdown = stopped_by_signal(&config.server);
+            let shutdown = stopped_by_signal(&config.server)?;
             run_user_service(listener, config, shutdown).await
         }
         Target::All {
@@ -54,6 +54,7 @@ async fn run_target(target: Target) -> anyhow::Result<()> {
             // Both turn unready at the signal; the gateway closes first, so its in-flight
             // requests can still reach the user-service it depends on.
             tokio::spawn(shutdown::on_signal(
+                listen_for_signals()?,
                 vec![gateway_shutdown.clone(), user_service_shutdown.clone()],
                 gateway.server.shutdown.drain,
             ));
@@ -71,10 +72,19 @@ async fn run_target(target: Target) -> anyhow::Result<()> {
 }
 
 /// The shutdown of a process that runs one server: SIGTERM or Ctrl-C starts its drain.
-fn stopped_by_signal(server: &ServerConfig) -> Shutdown {
+fn stopped_by_signal(server: &ServerConfig) -> anyhow::Result<Shutdown> {
     let shutdown = Shutdown::new();
-    tokio::spawn(shutdown::on_signal(vec![shutdown.clone()], server.shutdown.drain));
-    shutdown
+    tokio::spawn(shutdown::on_signal(
+        listen_for_signals()?,
+        vec![shutdown.clone()],
+        server.shutdown.drain,
+    ));
+    Ok(shutdown)
+}
+
+/// Before anything listens: a SIGTERM from then on drains instead of killing the process.
+fn listen_for_signals() -> anyhow::Result<shutdown::Signals> {
+    shutdown::Signals::listen().context("listening for SIGTERM and SIGINT")
 }
 
 async fn bind(variable: &str, server: &ServerConfig) -> anyhow::Result<TcpListener> {

@@ -5,7 +5,10 @@
 
 use std::time::Duration;
 
-use tokio::sync::watch;
+use tokio::{
+    signal::unix::{Signal, SignalKind, signal},
+    sync::watch,
+};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Phase {
@@ -93,42 +96,50 @@ fn advance(phase: &mut Phase, to: Phase) -> bool {
     }
 }
 
-/// Resolves on the first SIGTERM or SIGINT.
-pub async fn signal() {
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut stream) => {
-                stream.recv().await;
-            }
-            Err(err) => {
-                tracing::error!(error = %err, "cannot listen for SIGTERM");
-                std::future::pending::<()>().await;
-            }
+/// SIGTERM and SIGINT, listened to from creation on. Why one listener for both signals: a
+/// listener created after the first signal would miss a second one that arrives before it is
+/// first polled (tokio delivers a signal only to listeners that exist when it comes), and
+/// that second signal would then be ignored instead of ending the drain.
+pub struct Signals {
+    terminate: Signal,
+    interrupt: Signal,
+}
+
+impl Signals {
+    /// Installs the handlers; from now on neither signal kills the process by default.
+    pub fn listen() -> std::io::Result<Self> {
+        Ok(Self {
+            terminate: signal(SignalKind::terminate())?,
+            interrupt: signal(SignalKind::interrupt())?,
+        })
+    }
+
+    /// Resolves on the next SIGTERM or SIGINT.
+    async fn next(&mut self) {
+        tokio::select! {
+            _ = self.terminate.recv() => {}
+            _ = self.interrupt.recv() => {}
         }
-    };
-    tokio::select! {
-        _ = terminate => {}
-        _ = tokio::signal::ctrl_c() => {}
     }
 }
 
 /// Waits for a signal, then drains every server and, after `drain`, stops the first one.
 /// The caller stops the others in order (in `all` mode the gateway stops before the
 /// user-service it depends on).
-pub async fn on_signal(servers: Vec<Shutdown>, drain: Duration) {
-    signal().await;
+pub async fn on_signal(mut signals: Signals, servers: Vec<Shutdown>, drain: Duration) {
+    signals.next().await;
     tracing::info!(
         drain_seconds = drain.as_secs(),
         "shutdown signal received; readiness now fails, still serving"
     );
-    for server in &servers {
-        server.start_draining();
-    }
-    tokio::spawn(async {
-        signal().await;
+    tokio::spawn(async move {
+        signals.next().await;
         tracing::warn!("second shutdown signal; exiting at once");
         std::process::exit(130);
     });
+    for server in &servers {
+        server.start_draining();
+    }
     tokio::time::sleep(drain).await;
     tracing::info!("drain delay over; closing listeners");
     if let Some(first) = servers.first() {
