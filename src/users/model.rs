@@ -6,6 +6,7 @@ use std::{collections::BTreeMap, fmt};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use time::OffsetDateTime;
+use unicode_properties::{GeneralCategory, UnicodeGeneralCategory};
 use utoipa::ToSchema;
 
 use crate::timestamp;
@@ -60,7 +61,8 @@ impl fmt::Display for UserId {
 }
 
 /// A display name: trimmed, 1–100 characters, no control, format (Cf) or other invisible
-/// characters, and at least one character that shows.
+/// characters (except a zero-width joiner or non-joiner between two visible characters), and
+/// at least one character that shows.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct UserName(String);
 
@@ -78,7 +80,7 @@ impl UserName {
         if trimmed.chars().any(char::is_control) {
             return Err("must not contain control characters".into());
         }
-        if trimmed.chars().any(is_invisible) {
+        if !hides_nothing(trimmed) {
             return Err("must not contain invisible or formatting characters".into());
         }
         if !trimmed.chars().any(shows) {
@@ -149,38 +151,38 @@ impl Email {
 /// hyphen, zero-width space and joiners, bidi controls such as U+202E, BOM, tags), the line
 /// and paragraph separators, and the fillers and blanks that render empty (Hangul fillers,
 /// combining grapheme joiner, Khmer inherent vowels, Mongolian selectors, braille blank).
-/// A table rather than a crate: Cf is a short list that changes rarely (Unicode 16).
 pub fn is_invisible(c: char) -> bool {
-    matches!(
-        c,
-        '\u{00AD}'
-            | '\u{034F}'
-            | '\u{0600}'..='\u{0605}'
-            | '\u{061C}'
-            | '\u{06DD}'
-            | '\u{070F}'
-            | '\u{0890}'..='\u{0891}'
-            | '\u{08E2}'
-            | '\u{115F}'..='\u{1160}'
-            | '\u{17B4}'..='\u{17B5}'
-            | '\u{180B}'..='\u{180F}'
-            | '\u{200B}'..='\u{200F}'
-            | '\u{2028}'..='\u{202E}'
-            | '\u{2060}'..='\u{2064}'
-            | '\u{2066}'..='\u{206F}'
-            | '\u{2800}'
-            | '\u{3164}'
-            | '\u{FEFF}'
-            | '\u{FFA0}'
-            | '\u{FFF9}'..='\u{FFFB}'
-            | '\u{110BD}'
-            | '\u{110CD}'
-            | '\u{13430}'..='\u{1343F}'
-            | '\u{1BCA0}'..='\u{1BCA3}'
-            | '\u{1D173}'..='\u{1D17A}'
-            | '\u{E0001}'
-            | '\u{E0020}'..='\u{E007F}'
-    )
+    c.general_category() == GeneralCategory::Format
+        || matches!(
+            c,
+            '\u{034F}'
+                | '\u{115F}'..='\u{1160}'
+                | '\u{17B4}'..='\u{17B5}'
+                | '\u{180B}'..='\u{180D}'
+                | '\u{180F}'
+                | '\u{2028}'..='\u{2029}'
+                | '\u{2800}'
+                | '\u{3164}'
+                | '\u{FFA0}'
+        )
+}
+
+/// Zero-width non-joiner and joiner: format characters that some scripts need inside words
+/// (Persian and Indic names: ZWNJ keeps two letters apart; ZWJ builds emoji sequences). A
+/// name may hold them between two characters that show; anywhere else they only hide.
+fn is_joiner(c: char) -> bool {
+    matches!(c, '\u{200C}' | '\u{200D}')
+}
+
+/// Whether every invisible character of `name` is a joiner between two characters that show.
+fn hides_nothing(name: &str) -> bool {
+    let chars: Vec<char> = name.chars().collect();
+    chars.iter().enumerate().all(|(at, &c)| {
+        if !is_invisible(c) {
+            return true;
+        }
+        is_joiner(c) && at > 0 && chars.get(at + 1).is_some_and(|&next| shows(next)) && shows(chars[at - 1])
+    })
 }
 
 /// Whether `c` shows on its own: not a space, and not a mark or selector that only modifies
@@ -318,9 +320,11 @@ pub struct UserPatch {
 #[allow(dead_code)]
 pub struct CreateUserRequest {
     /// Trimmed; 1–100 characters. Rejected (422): control characters, Unicode format
-    /// characters (Cf: zero-width space and joiners, BOM, bidi overrides such as U+202E, soft
-    /// hyphen), line separators, invisible fillers (Hangul fillers, braille blank), and names
-    /// with no visible character (only spaces, combining marks or variation selectors).
+    /// characters (Cf: zero-width space, BOM, bidi overrides such as U+202E, soft hyphen),
+    /// line separators, invisible fillers (Hangul fillers, braille blank), and names with no
+    /// visible character (only spaces, combining marks or variation selectors). A zero-width
+    /// non-joiner or joiner (U+200C, U+200D) is accepted between two visible characters, as
+    /// Persian and Indic names and emoji sequences need it, and rejected anywhere else.
     #[schema(example = "Ada Lovelace", min_length = 1, max_length = 100, pattern = r"\S")]
     name: String,
     /// Unique, compared case-insensitively. No spaces, control, format (Cf) or other
@@ -522,6 +526,28 @@ mod tests {
         for visible in ["José", "Zoë\u{0301}", "李小龍", "❤\u{FE0F}", "O'Brien-Smith"] {
             assert!(UserName::parse(visible).is_ok(), "{visible:?}");
         }
+    }
+
+    #[test]
+    fn joiners_are_part_of_a_name_only_between_visible_characters() {
+        // Persian "Mohammad-Reza" keeps its two parts apart with a ZWNJ; a family emoji is
+        // three people joined by ZWJ.
+        for joined in [
+            "\u{645}\u{62D}\u{645}\u{62F}\u{200C}\u{631}\u{636}\u{627}",
+            "\u{1F468}\u{200D}\u{1F469}\u{200D}\u{1F467}",
+        ] {
+            assert!(UserName::parse(joined).is_ok(), "{joined:?}");
+        }
+        for hiding in [
+            "\u{200C}Ada",
+            "Ada\u{200D}",
+            "Ada\u{200C}\u{200C}Lovelace",
+            "Ada\u{200D} Lovelace",
+            "\u{200D}",
+        ] {
+            assert!(UserName::parse(hiding).is_err(), "{hiding:?}");
+        }
+        assert!(Email::parse("ada\u{200C}1@example.com").is_err());
     }
 
     #[test]
