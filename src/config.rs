@@ -192,7 +192,7 @@ struct RedisBackupCommand {
     #[arg(long, env = "BACKUP_DIR", default_value = "/backups")]
     backup_dir: PathBuf,
     /// The snapshot just taken and verified (`redis-cli --rdb`, `redis-check-rdb`).
-    #[arg(long, env = "BACKUP_INCOMING", default_value = "/backups/incoming/dump.rdb")]
+    #[arg(long, env = "BACKUP_INCOMING", default_value = "/backups/incoming.rdb")]
     incoming: PathBuf,
     /// Snapshots kept, newest first; older ones are deleted.
     #[arg(long, env = "BACKUP_KEEP", default_value_t = 7, value_parser = clap::value_parser!(u16).range(1..=1000))]
