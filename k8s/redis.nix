@@ -119,6 +119,8 @@ let
     image = platform.image name;
     imagePullPolicy = cfg.imagePullPolicy;
     args = [ "/data/sentinel.conf" "--sentinel" ];
+    # For `kubectl exec redis-N -c sentinel -- redis-cli -p 26379 ...` (same password).
+    env = [ cliAuth ];
     ports = [{ name = "sentinel"; containerPort = sentinelPort; protocol = "TCP"; }];
     startupProbe = tcpProbe "sentinel" { periodSeconds = 5; failureThreshold = 24; };
     livenessProbe = tcpProbe "sentinel" { periodSeconds = 10; failureThreshold = 3; };
