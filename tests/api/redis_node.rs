@@ -4,6 +4,9 @@
 //! fail over; the dead pod's init runs again and must bring it back as a replica of the new
 //! primary (never as a second primary), with its Sentinel's identity kept. With no Sentinel
 //! left at all, the init falls back to what the pod's own Sentinel knew last.
+//!
+//! And the prod render against the binary: the init container and the backup job's last step
+//! get only variables the binary reads, and the backup steps agree on the snapshot's path.
 
 use std::{
     path::PathBuf,
@@ -253,5 +256,144 @@ async fn a_restarted_primary_pod_comes_back_as_a_replica_of_the_new_primary() {
             },
             source: Source::LastKnown,
         }
+    );
+}
+
+/// The `name: value` pairs of the env list of the container whose args start with `command`
+/// in k8s/rendered/prod.yaml (values unquoted; `None` for `valueFrom`). A line scan, enough for
+/// the renderer's fixed layout (k8s/tools/yamlify.py): env follows args, image follows env.
+fn rendered_env(command: &str) -> Vec<(String, Option<String>)> {
+    let prod = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/k8s/rendered/prod.yaml"))
+        .expect("k8s/rendered/prod.yaml");
+    let lines: Vec<&str> = prod.lines().collect();
+    let start = lines
+        .iter()
+        .position(|line| line.trim() == format!("- {command}"))
+        .unwrap_or_else(|| panic!("a container running {command} in the prod render"));
+    let mut env = Vec::new();
+    for (i, line) in lines.iter().enumerate().skip(start + 1) {
+        let line = line.trim();
+        if line.starts_with("image:") || line.starts_with("name: ") && !lines[i - 1].trim().starts_with("- name:") {
+            break;
+        }
+        if let Some(name) = line.strip_prefix("- name: ") {
+            let value = lines
+                .get(i + 1)
+                .and_then(|next| next.trim().strip_prefix("value: "))
+                .map(|value| value.trim_matches('\'').to_owned());
+            env.push((name.to_owned(), value));
+        }
+    }
+    env
+}
+
+/// Every variable in `env` is one the binary's `subcommand` reads (its own or a global one):
+/// clap ignores unknown variables, so a misspelt one would silently leave a default in place.
+fn assert_reads_every_variable(subcommand: &str, env: &[(String, Option<String>)]) {
+    use clap::CommandFactory;
+    let root = users_platform::config::Cli::command();
+    let command = root
+        .find_subcommand(subcommand)
+        .unwrap_or_else(|| panic!("subcommand {subcommand}"));
+    let read: Vec<String> = root
+        .get_arguments()
+        .chain(command.get_arguments())
+        .filter_map(|arg| arg.get_env())
+        .map(|name| name.to_string_lossy().into_owned())
+        .collect();
+    for (name, _) in env {
+        assert!(
+            read.contains(name),
+            "{subcommand} does not read {name} (it reads {read:?})"
+        );
+    }
+}
+
+fn value_of<'a>(env: &'a [(String, Option<String>)], name: &str) -> &'a str {
+    env.iter()
+        .find(|(n, _)| n == name)
+        .and_then(|(_, v)| v.as_deref())
+        .unwrap_or_else(|| panic!("{name} in {env:?}"))
+}
+
+/// The init container of prod's Redis pods, run as rendered: every variable it gets is one the
+/// binary reads, and the files it writes for redis-1 follow redis-0 with prod's Sentinel
+/// settings. No Sentinel answers here
+/// (the names do not resolve), so this is the cold-start path.
+#[tokio::test]
+async fn the_rendered_init_container_configures_a_replica_pod() {
+    let env = rendered_env("redis-config");
+    assert_reads_every_variable("redis-config", &env);
+    let dir = helpers::temp_dir("redis-config");
+    let password = dir.path().join("password");
+    std::fs::write(&password, "pw\n").expect("password file");
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_users-platform"));
+    command.arg("redis-config").env_clear();
+    for (name, value) in &env {
+        if let Some(value) = value {
+            command.env(name, value);
+        }
+    }
+    // What the pod provides: its name (downward API) and the mounted files, here in a temp dir;
+    // the file paths the manifest leaves at their defaults are the mounts /run/redis and /data.
+    let (redis_conf, sentinel_conf) = (dir.path().join("redis.conf"), dir.path().join("sentinel.conf"));
+    command
+        .env("POD_NAME", "redis-1")
+        .env("REDIS_PASSWORD_FILE", &password)
+        .env("REDIS_CONFIG_FILE", &redis_conf)
+        .env("SENTINEL_CONFIG_FILE", &sentinel_conf)
+        .env("REDIS_TIMEOUT_MS", "300");
+    let output = command.output().expect("users-platform redis-config");
+    assert!(output.status.success(), "{output:?}");
+    let redis_conf = std::fs::read_to_string(redis_conf).expect("redis.conf");
+    for line in [
+        "include /etc/redis/redis.conf",
+        "replica-announce-ip redis-1.redis-headless",
+        "replicaof redis-0.redis-headless 6379",
+    ] {
+        assert!(redis_conf.lines().any(|l| l == line), "{line:?} in {redis_conf}");
+    }
+    let sentinel_conf = std::fs::read_to_string(sentinel_conf).expect("sentinel.conf");
+    for line in [
+        "port 26379",
+        "sentinel announce-ip redis-1.redis-headless",
+        "sentinel monitor users redis-0.redis-headless 6379 2",
+        "sentinel down-after-milliseconds users 5000",
+        "sentinel failover-timeout users 60000",
+        "sentinel auth-pass users pw",
+    ] {
+        assert!(sentinel_conf.lines().any(|l| l == line), "{line:?} in {sentinel_conf}");
+    }
+    let log = String::from_utf8_lossy(&output.stdout);
+    assert!(log.contains("\"source\":\"FirstNode\""), "{log}");
+}
+
+/// The backup CronJob's `file` step as rendered: the variables are the binary's, and the path it
+/// files is the one the `snapshot` step writes and the `verify` step checks.
+#[test]
+fn the_rendered_backup_steps_agree_on_the_snapshot_path() {
+    let env = rendered_env("redis-backup");
+    assert_reads_every_variable("redis-backup", &env);
+    let incoming = value_of(&env, "BACKUP_INCOMING");
+    assert_eq!(value_of(&env, "BACKUP_DIR"), "/backups");
+    assert_eq!(value_of(&env, "BACKUP_KEEP"), "7");
+    let prod = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/k8s/rendered/prod.yaml"))
+        .expect("k8s/rendered/prod.yaml");
+    let args: Vec<&str> = prod.lines().map(str::trim).collect();
+    let after = |marker: &str| {
+        args.iter()
+            .position(|line| *line == marker)
+            .and_then(|i| args.get(i + 1))
+            .map(|line| line.trim_start_matches("- "))
+            .unwrap_or_else(|| panic!("{marker} in the prod render"))
+    };
+    assert_eq!(after("- --rdb"), incoming, "snapshot writes what file files");
+    // verify: `args: [<path>]` then `command: [/bin/redis-check-rdb]`.
+    assert!(
+        args.windows(4).any(|w| w[0] == "- args:"
+            && w[1] == format!("- {incoming}")
+            && w[2] == "command:"
+            && w[3] == "- /bin/redis-check-rdb"),
+        "verify checks {incoming}"
     );
 }
