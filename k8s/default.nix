@@ -31,6 +31,7 @@ let
       ./api-gateway.nix
       ./user-service.nix
       ./redis.nix
+      ./redis-backup.nix
       ./ingress.nix
       ./network-policies.nix
       ./monitoring.nix
@@ -45,9 +46,11 @@ let
     "ServiceAccount"
     "ExternalSecret"
     "ConfigMap"
+    "PersistentVolumeClaim"
     "Service"
     "Deployment"
     "StatefulSet"
+    "CronJob"
     "HorizontalPodAutoscaler"
     "PodDisruptionBudget"
     "Ingress"

@@ -2,15 +2,22 @@
 #   ingress controller pods (ingress.controller.namespace) -> api-gateway :gateway port
 #   Prometheus pods (monitoring.namespace) -> api-gateway, user-service metrics (same port)
 #   api-gateway       -> user-service :user-service pod port
-#   user-service      -> redis        :redis port
+#   user-service      -> redis        :redis port (+ :sentinel port when replicated)
+#   replicated Redis: redis <-> redis :redis (replication, Sentinel's checks, the init's
+#                     questions) and :sentinel (Sentinel gossip and failover votes)
+#   redis-backup      -> redis        :redis port (redis-cli --rdb), when backups are on
 #   every pod         -> kube-dns     :53 UDP+TCP
 # Ports are pod (container) ports, never Service ports. Both namespaces are options
 # (k8s/options.nix); they are matched by the kubernetes.io/metadata.name label the API server
 # sets on every namespace, and always together with the pods' labels in ONE peer.
-{ config, platform, ... }:
+{ lib, config, platform, ... }:
 let
   cfg = config.usersPlatform;
   p = cfg.ports;
+  replicated = platform.redisReplicated;
+  backup = cfg.redis.backup.enable;
+  # The Redis pods' ports a peer may use: the server's, and the Sentinel's when there is one.
+  redisPorts = [ (tcp p.redis) ] ++ lib.optional replicated (tcp p.sentinel);
   policy = name: spec: {
     metadata = platform.meta { inherit name; labelName = "users-platform"; component = "network-policy"; };
     inherit spec;
@@ -68,7 +75,7 @@ in
       ];
       egress = [{
         to = [ (pods "redis") ];
-        ports = [ (tcp p.redis) ];
+        ports = redisPorts;
       }];
     });
 
@@ -76,10 +83,20 @@ in
       policyTypes = [ "Ingress" "Egress" ];
       ingress = [{
         from = [ (pods "user-service") ];
-        ports = [ (tcp p.redis) ];
-      }];
-      # No egress beyond DNS (allowed by allow-dns-egress).
-      egress = [ ];
+        ports = redisPorts;
+      }]
+      ++ lib.optional replicated { from = [ (pods "redis") ]; ports = redisPorts; }
+      ++ lib.optional backup { from = [ (pods "redis-backup") ]; ports = [ (tcp p.redis) ]; };
+      # One node: no egress beyond DNS (allowed by allow-dns-egress). Replicated: to the other
+      # Redis pods only.
+      egress = lib.optional replicated { to = [ (pods "redis") ]; ports = redisPorts; };
+    });
+  } // lib.optionalAttrs backup {
+    # The backup job takes a snapshot over the Redis protocol and accepts no connection.
+    redis-backup = policy "redis-backup" (pods "redis-backup" // {
+      policyTypes = [ "Ingress" "Egress" ];
+      ingress = [ ];
+      egress = [{ to = [ (pods "redis") ]; ports = [ (tcp p.redis) ]; }];
     });
   };
 }

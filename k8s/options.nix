@@ -135,7 +135,7 @@ in
 
     ports = mkOption {
       type = types.attrsOf types.port;
-      default = { api-gateway = 3000; user-service = 3001; redis = 6379; };
+      default = { api-gateway = 3000; user-service = 3001; redis = 6379; sentinel = 26379; };
       description = "The one definition of every listen port (container port = Service port = NetworkPolicy port).";
     };
 
@@ -175,6 +175,63 @@ in
     };
 
     redis = {
+      replicas = mkOption {
+        type = types.addCheck types.ints.positive (n: n == 1 || (n >= 3 && lib.mod n 2 == 1));
+        default = 1;
+        description = ''
+          Redis pods. 1: one node, no Sentinel (dev). 3 or another odd number: a primary and
+          replicas, each pod with a Sentinel; the user-service finds the primary through them.
+        '';
+      };
+      sentinel = {
+        quorum = mkOption {
+          type = types.ints.positive;
+          default = 2;
+          description = "Sentinels that must agree the primary is down (failover also needs a majority of all Sentinels).";
+        };
+        downAfterMilliseconds = mkOption {
+          type = types.ints.positive;
+          default = 5000;
+          description = "A primary silent this long is down for a Sentinel (longer than a node's GC or I/O stall, short enough to bound the write outage).";
+        };
+        failoverTimeoutMilliseconds = mkOption { type = types.ints.positive; default = 60000; };
+        resources = mkOption {
+          type = resourcesType;
+          default = { cpuRequest = "10m"; cpuLimit = "200m"; memoryRequest = "16Mi"; memoryLimit = "32Mi"; };
+        };
+      };
+      minReplicasToWrite = mkOption {
+        type = types.ints.unsigned;
+        default = 1;
+        description = ''
+          min-replicas-to-write with replicas > 1: a primary that sees fewer replicas (e.g. one
+          cut off from the others by a partition) refuses writes, which bounds what a split brain
+          can lose to min-replicas-max-lag seconds.
+        '';
+      };
+      minReplicasMaxLagSeconds = mkOption { type = types.ints.positive; default = 10; };
+      backup = {
+        enable = mkOption {
+          type = types.bool;
+          default = false;
+          description = "A CronJob that snapshots Redis (redis-cli --rdb), verifies it (redis-check-rdb) and keeps `keep` copies on a PVC.";
+        };
+        schedule = mkOption { type = types.str; default = "17 3 * * *"; description = "Cron schedule, UTC."; };
+        keep = mkOption { type = types.ints.between 1 1000; default = 7; description = "Snapshots kept; older ones are deleted."; };
+        size = mkOption { type = types.str; default = "20Gi"; description = "Backup PVC size: keep x the RDB size, with room."; };
+        storageClassName = mkOption { type = types.nullOr types.str; default = null; };
+        offsite = mkOption {
+          type = types.nullOr (types.attrsOf types.anything);
+          default = null;
+          example = lib.literalExpression ''{ image = "rclone/rclone:1.68@sha256:..."; args = [ "copy" "/backups" "remote:users-backups" ]; }'';
+          description = ''
+            The off-cluster hook: a container (name, image, command/args, env, ...) that runs after
+            a snapshot was verified and filed, with the backup volume read-only at /backups, e.g.
+            rclone to object storage. null: snapshots stay on the PVC; docs/runbook.md shows how to
+            copy them off by hand.
+          '';
+        };
+      };
       persistence = {
         enable = mkOption {
           type = types.bool;

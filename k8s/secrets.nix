@@ -24,7 +24,8 @@ in
             type = "Opaque";
             data = {
               ${s.passwordKey} = "{{ .password }}";
-              ${s.confKey} = "requirepass {{ .password }}\n";
+              # masterauth: replicas authenticate to the primary with the same password.
+              ${s.confKey} = "requirepass {{ .password }}\nmasterauth {{ .password }}\n";
             };
           };
         };

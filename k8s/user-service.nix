@@ -9,8 +9,14 @@ in
     component = "backend";
     redisClient = true;
     config = {
-      REDIS_URL = "redis://redis:${toString cfg.ports.redis}/0";
       SEED_SAMPLE_USERS = lib.boolToString cfg.seedSampleUsers;
-    };
+    } // (if platform.redisReplicated then {
+      # The primary is the Sentinels' to name; the service follows their failovers.
+      REDIS_SENTINELS = platform.redisSentinels;
+      REDIS_MASTER_NAME = platform.redisMasterName;
+      REDIS_SENTINEL_PASSWORD_FILE = "${platform.redisSecret.appMountPath}/${platform.redisSecret.passwordKey}";
+    } else {
+      REDIS_URL = "redis://redis:${toString cfg.ports.redis}/0";
+    });
   };
 }

@@ -50,6 +50,8 @@ EXTERNAL_METRICS = {
     "kube_horizontalpodautoscaler_spec_max_replicas": "kube-state-metrics",
     "kube_horizontalpodautoscaler_spec_min_replicas": "kube-state-metrics",
     "kube_pod_container_resource_limits": "kube-state-metrics",
+    "kube_statefulset_status_replicas_ready": "kube-state-metrics",
+    "kube_statefulset_replicas": "kube-state-metrics",
     "container_memory_working_set_bytes": "cAdvisor (kubelet)",
     "nginx_ingress_controller_requests": "ingress-nginx controller (the availability SLI at the edge)",
 }

@@ -71,7 +71,8 @@ else
     umask 077
     password=$(openssl rand -hex 32)
     printf '%s' "$password" >"$workdir/password"
-    printf 'requirepass %s\n' "$password" >"$workdir/auth.conf"
+    # masterauth too: a replica authenticates to its primary with the same password.
+    printf 'requirepass %s\nmasterauth %s\n' "$password" "$password" >"$workdir/auth.conf"
   )
   kc -n "$namespace" create secret generic redis-auth \
     --from-file=password="$workdir/password" \

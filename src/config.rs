@@ -32,6 +32,11 @@ enum TargetCommand {
     UserService(UserServiceCommand),
     /// Both services in one process (the default): gateway on PORT, user-service on USER_SERVICE_PORT.
     All(AllCommand),
+    /// Writes one Redis pod's redis.conf and sentinel.conf, its primary asked of the Sentinels
+    /// (init container of the replicated Redis StatefulSet; the Redis image has no shell).
+    RedisConfig(RedisConfigCommand),
+    /// Files a verified Redis snapshot under a dated name and keeps the newest N (backup CronJob).
+    RedisBackup(RedisBackupCommand),
 }
 
 #[derive(Debug, Args)]
@@ -134,6 +139,66 @@ struct StoreArgs {
     seed_sample_users: bool,
 }
 
+#[derive(Debug, Args)]
+struct RedisConfigCommand {
+    /// This pod's name, `<statefulset>-<ordinal>` (downward API `metadata.name`).
+    #[arg(long, env = "POD_NAME")]
+    pod_name: String,
+    /// The headless Service of the StatefulSet: pod `n` is `<statefulset>-<n>.<service>`.
+    #[arg(long, env = "REDIS_HEADLESS_SERVICE", default_value = "redis-headless")]
+    headless_service: String,
+    /// Number of Redis pods (StatefulSet replicas).
+    #[arg(long, env = "REDIS_NODES", default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..=16))]
+    nodes: u16,
+    /// Port of every Redis server.
+    #[arg(long, env = "REDIS_PORT", default_value_t = 6379)]
+    redis_port: u16,
+    /// Port of every Sentinel.
+    #[arg(long, env = "SENTINEL_PORT", default_value_t = 26379)]
+    sentinel_port: u16,
+    /// The name the Sentinels monitor the primary under.
+    #[arg(long, env = "REDIS_MASTER_NAME", default_value = "users")]
+    master_name: String,
+    /// Sentinels that must agree the primary is down before a failover.
+    #[arg(long, env = "SENTINEL_QUORUM", default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=16))]
+    quorum: u16,
+    /// Sentinel's `down-after-milliseconds`.
+    #[arg(long, env = "SENTINEL_DOWN_AFTER_MS", default_value_t = 5000, value_parser = clap::value_parser!(u64).range(100..=600_000))]
+    down_after_ms: u64,
+    /// Sentinel's `failover-timeout`.
+    #[arg(long, env = "SENTINEL_FAILOVER_TIMEOUT_MS", default_value_t = 60_000, value_parser = clap::value_parser!(u64).range(1000..=3_600_000))]
+    failover_timeout_ms: u64,
+    /// File holding the password of the Redis servers and Sentinels (a mounted Secret).
+    #[arg(long, env = "REDIS_PASSWORD_FILE")]
+    redis_password_file: Option<PathBuf>,
+    /// The static redis.conf (ConfigMap) the written one includes.
+    #[arg(long, env = "REDIS_BASE_CONFIG", default_value = "/etc/redis/redis.conf")]
+    base_config: PathBuf,
+    /// Where to write this pod's redis.conf (a writable volume: Sentinel has Redis rewrite it).
+    #[arg(long, env = "REDIS_CONFIG_FILE", default_value = "/run/redis/redis.conf")]
+    redis_config_file: PathBuf,
+    /// Where to write sentinel.conf; the previous one there is read first (Sentinel's id and
+    /// the primary it last knew survive a restart).
+    #[arg(long, env = "SENTINEL_CONFIG_FILE", default_value = "/data/sentinel.conf")]
+    sentinel_config_file: PathBuf,
+    /// Deadline for asking one Sentinel who the primary is.
+    #[arg(long, env = "REDIS_TIMEOUT_MS", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=60_000))]
+    redis_timeout_ms: u64,
+}
+
+#[derive(Debug, Args)]
+struct RedisBackupCommand {
+    /// Directory of the kept snapshots (the backup volume).
+    #[arg(long, env = "BACKUP_DIR", default_value = "/backups")]
+    backup_dir: PathBuf,
+    /// The snapshot just taken and verified (`redis-cli --rdb`, `redis-check-rdb`).
+    #[arg(long, env = "BACKUP_INCOMING", default_value = "/backups/incoming.rdb")]
+    incoming: PathBuf,
+    /// Snapshots kept, newest first; older ones are deleted.
+    #[arg(long, env = "BACKUP_KEEP", default_value_t = 7, value_parser = clap::value_parser!(u16).range(1..=1000))]
+    keep: u16,
+}
+
 #[derive(Debug, Clone, Copy, Args)]
 struct ServerArgs {
     /// Seconds readiness reports 503 before the listener closes (endpoint removal lags the signal).
@@ -192,6 +257,10 @@ pub enum Target {
         gateway: GatewayConfig,
         user_service: UserServiceConfig,
     },
+    /// Write a Redis pod's configuration, then exit.
+    RedisConfig(RedisNodeConfig),
+    /// File a Redis snapshot and rotate the kept ones, then exit.
+    RedisBackup(RedisBackupConfig),
 }
 
 impl Target {
@@ -201,6 +270,8 @@ impl Target {
             Target::ApiGateway(_) => service_name::API_GATEWAY,
             Target::UserService(_) => service_name::USER_SERVICE,
             Target::All { .. } => service_name::ALL_IN_ONE,
+            Target::RedisConfig(_) => service_name::REDIS_CONFIG,
+            Target::RedisBackup(_) => service_name::REDIS_BACKUP,
         }
     }
 }
@@ -341,6 +412,49 @@ impl fmt::Debug for RedisConfig {
     }
 }
 
+/// One Redis pod of the replicated StatefulSet (`redis-config`).
+#[derive(Clone)]
+pub struct RedisNodeConfig {
+    /// This pod's name and the ordinal it ends in.
+    pub pod_name: String,
+    pub ordinal: u16,
+    /// The StatefulSet's name (the pod name without `-<ordinal>`).
+    pub stateful_set: String,
+    pub headless_service: String,
+    pub nodes: u16,
+    pub redis_port: u16,
+    pub sentinel_port: u16,
+    pub master_name: String,
+    pub quorum: u16,
+    pub down_after: Duration,
+    pub failover_timeout: Duration,
+    pub password: Option<String>,
+    pub base_config: PathBuf,
+    pub redis_config_file: PathBuf,
+    pub sentinel_config_file: PathBuf,
+    pub timeout: Duration,
+}
+
+impl fmt::Debug for RedisNodeConfig {
+    // Never print the password.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisNodeConfig")
+            .field("pod_name", &self.pod_name)
+            .field("nodes", &self.nodes)
+            .field("master_name", &self.master_name)
+            .field("password", &self.password.as_ref().map(|_| "***"))
+            .finish_non_exhaustive()
+    }
+}
+
+/// The backup rotation (`redis-backup`).
+#[derive(Debug, Clone)]
+pub struct RedisBackupConfig {
+    pub backup_dir: PathBuf,
+    pub incoming: PathBuf,
+    pub keep: usize,
+}
+
 /// A configuration error: which variable, and what is wrong with it.
 #[derive(Debug, thiserror::Error)]
 #[error("{variable}: {message}")]
@@ -426,8 +540,75 @@ impl Cli {
                     },
                 }
             }
+            TargetCommand::RedisConfig(cmd) => Target::RedisConfig(cmd.into_config()?),
+            TargetCommand::RedisBackup(cmd) => Target::RedisBackup(RedisBackupConfig {
+                backup_dir: cmd.backup_dir,
+                incoming: cmd.incoming,
+                keep: usize::from(cmd.keep),
+            }),
         };
         Ok(Config { telemetry, target })
+    }
+}
+
+impl RedisConfigCommand {
+    fn into_config(self) -> Result<RedisNodeConfig, ConfigError> {
+        let (stateful_set, ordinal) = self
+            .pod_name
+            .rsplit_once('-')
+            .and_then(|(set, ordinal)| Some((set, ordinal.parse::<u16>().ok()?)))
+            .filter(|(set, _)| !set.is_empty())
+            .ok_or_else(|| {
+                ConfigError::new(
+                    "POD_NAME",
+                    format!("{:?} is not <statefulset>-<ordinal>", self.pod_name),
+                )
+            })?;
+        if ordinal >= self.nodes {
+            return Err(ConfigError::new(
+                "POD_NAME",
+                format!("ordinal {ordinal} is not below REDIS_NODES ({})", self.nodes),
+            ));
+        }
+        if self.quorum > self.nodes {
+            return Err(ConfigError::new(
+                "SENTINEL_QUORUM",
+                format!("{} is more than the {} Sentinels", self.quorum, self.nodes),
+            ));
+        }
+        if self.headless_service.is_empty() || self.headless_service.contains(['/', ' ', '@', ':']) {
+            return Err(ConfigError::new("REDIS_HEADLESS_SERVICE", "not a Service name"));
+        }
+        check_master_name(&self.master_name)?;
+        let password = self
+            .redis_password_file
+            .as_ref()
+            .map(|path| read_secret_file("REDIS_PASSWORD_FILE", path))
+            .transpose()?;
+        if password.as_ref().is_some_and(|p| p.contains(char::is_whitespace)) {
+            return Err(ConfigError::new(
+                "REDIS_PASSWORD_FILE",
+                "the password must not contain whitespace (it is written into config files)",
+            ));
+        }
+        Ok(RedisNodeConfig {
+            stateful_set: stateful_set.to_owned(),
+            ordinal,
+            pod_name: self.pod_name,
+            headless_service: self.headless_service,
+            nodes: self.nodes,
+            redis_port: self.redis_port,
+            sentinel_port: self.sentinel_port,
+            master_name: self.master_name,
+            quorum: self.quorum,
+            down_after: Duration::from_millis(self.down_after_ms),
+            failover_timeout: Duration::from_millis(self.failover_timeout_ms),
+            password,
+            base_config: self.base_config,
+            redis_config_file: self.redis_config_file,
+            sentinel_config_file: self.sentinel_config_file,
+            timeout: Duration::from_millis(self.redis_timeout_ms),
+        })
     }
 }
 
@@ -589,9 +770,7 @@ impl StoreArgs {
         if nodes.is_empty() {
             return Err(invalid("no host:port given".into()));
         }
-        if self.redis_master_name.is_empty() || self.redis_master_name.contains(char::is_whitespace) {
-            return Err(ConfigError::new("REDIS_MASTER_NAME", "must be one word"));
-        }
+        check_master_name(&self.redis_master_name)?;
         let password = self
             .redis_sentinel_password_file
             .as_ref()
@@ -603,6 +782,14 @@ impl StoreArgs {
             password,
         }))
     }
+}
+
+/// The name Sentinel monitors the primary under: one word (it is a config-file token).
+fn check_master_name(name: &str) -> Result<(), ConfigError> {
+    if name.is_empty() || name.contains(char::is_whitespace) {
+        return Err(ConfigError::new("REDIS_MASTER_NAME", "must be one word"));
+    }
+    Ok(())
 }
 
 fn redacted_sentinel_url(sentinel: &SentinelConfig) -> String {
@@ -741,6 +928,20 @@ mod tests {
         assert_eq!(sentinel.master_name, "users");
         assert_eq!(redis.write_replicas, 1);
         assert_eq!(redis.redacted_url, "redis+sentinel://s-0:26379,s-1:26379/users");
+    }
+
+    #[test]
+    fn redis_config_reads_the_ordinal_from_the_pod_name() {
+        let Target::RedisConfig(node) = parse(&["redis-config", "--pod-name", "redis-2"]).expect("valid").target else {
+            panic!("redis-config")
+        };
+        assert_eq!((node.stateful_set.as_str(), node.ordinal, node.nodes), ("redis", 2, 3));
+        let err = parse(&["redis-config", "--pod-name", "redis"]).unwrap_err();
+        assert!(err.starts_with("POD_NAME:"), "{err}");
+        let err = parse(&["redis-config", "--pod-name", "redis-3"]).unwrap_err();
+        assert!(err.starts_with("POD_NAME:"), "{err}");
+        let err = parse(&["redis-config", "--pod-name", "redis-0", "--nodes", "1", "--quorum", "2"]).unwrap_err();
+        assert!(err.starts_with("SENTINEL_QUORUM:"), "{err}");
     }
 
     #[test]

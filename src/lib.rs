@@ -4,6 +4,7 @@
 pub mod config;
 pub mod gateway;
 pub mod http;
+pub mod redis_node;
 pub mod service_name;
 pub mod startup;
 pub mod telemetry;

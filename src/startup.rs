@@ -12,7 +12,7 @@ use crate::{
         server,
         shutdown::{self, Shutdown},
     },
-    service_name, users,
+    redis_node, service_name, users,
 };
 
 pub fn run(config: Config) -> anyhow::Result<()> {
@@ -68,6 +68,8 @@ async fn run_target(target: Target) -> anyhow::Result<()> {
             let users_result = users_task.await.context("user-service task")?;
             gateway_result.and(users_result)
         }
+        Target::RedisConfig(config) => redis_node::node::run(&config).await,
+        Target::RedisBackup(config) => redis_node::backup::run(&config),
     }
 }
 

@@ -25,6 +25,9 @@
     };
 
     redis = {
+      # A primary and two replicas, a Sentinel in each pod (k8s/redis.nix).
+      replicas = 3;
+      backup = { enable = true; keep = 7; };
       persistence = { enable = true; size = "10Gi"; };
       resources = { cpuRequest = "250m"; cpuLimit = "1"; memoryRequest = "512Mi"; memoryLimit = "512Mi"; };
       maxmemoryMb = 256;

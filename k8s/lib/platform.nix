@@ -52,8 +52,11 @@ in
       graceSeconds = with cfg.shutdown; preStopSeconds + drainSeconds + timeoutSeconds + marginSeconds;
     };
 
-    # Redis credentials: one Secret, two keys. `password` is mounted into the apps
-    # (REDIS_PASSWORD_FILE); `auth.conf` ("requirepass <pw>") is included by redis.conf.
+    # Redis credentials: one Secret, two keys, one password. `password` is mounted into the apps
+    # (REDIS_PASSWORD_FILE, and REDIS_SENTINEL_PASSWORD_FILE: the Sentinels use the same one)
+    # and into the Redis pods' init container, which writes it into sentinel.conf (requirepass,
+    # sentinel-pass, auth-pass); `auth.conf` ("requirepass <pw>" and "masterauth <pw>", so a
+    # replica can authenticate to its primary) is included by redis.conf.
     redisSecret = {
       name = "redis-auth";
       passwordKey = "password";
@@ -61,6 +64,14 @@ in
       appMountPath = "/var/run/secrets/redis";
       redisMountPath = "/var/run/secrets/redis-auth";
     };
+
+    # Replicated Redis (redis.replicas > 1): a Sentinel per pod, the user-service finds the
+    # primary through them under this name, at these stable per-pod names (headless Service).
+    redisReplicated = cfg.redis.replicas > 1;
+    redisMasterName = "users";
+    redisSentinels = lib.concatMapStringsSep ","
+      (n: "redis-${toString n}.redis-headless:${toString cfg.ports.sentinel}")
+      (lib.range 0 (cfg.redis.replicas - 1));
 
     runAsId = 10001;
 

@@ -13,7 +13,9 @@ rec {
 
   # Container and HorizontalPodAutoscaler names of our workloads, as kube-state-metrics and
   # cAdvisor label them (the k8s modules name containers and HPAs after the component).
-  containers = "${gateway}|${userService}|redis";
+  containers = "${gateway}|${userService}|redis|sentinel";
+  # The Redis StatefulSet, as kube-state-metrics labels it.
+  redisStatefulSet = "redis";
   hpas = jobs;
 
   # Availability SLO of the public API (/api/ routes at the gateway).

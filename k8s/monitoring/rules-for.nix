@@ -23,7 +23,7 @@ let
   inherit (builtins) concatMap concatStringsSep replaceStrings;
 
   common = import ./common.nix;
-  inherit (common) gateway userService jobs containers hpas sloTarget latencyThreshold;
+  inherit (common) gateway userService jobs containers hpas redisStatefulSet sloTarget latencyThreshold;
 
   # GitHub heading anchor of a runbook section. Every section heading in docs/runbook.md is the bare
   # alert name, so the anchor is the name in lower case (scripts/check-monitoring verifies it).
@@ -235,6 +235,37 @@ let
     })
   ];
 
+  # Replicated Redis (prod: three pods, a Sentinel in each). No Redis or Sentinel exporter runs:
+  # the user-service's redis_primary gauge says which node each instance writes to, and
+  # kube-state-metrics counts ready Redis pods (readiness = serving its role: a replica is ready
+  # only while linked to its primary and synced). With one node both stay silent.
+  redisAlerts = [
+    (alert {
+      name = "RedisPrimaryDisagreement";
+      expr = ''
+        count by (namespace) (
+          count by (namespace, address) (redis_primary{${ns}, job="${userService}"} == 1)
+        ) > 1
+      '';
+      for = "2m";
+      severity = "page";
+      summary = "user-service instances write to {{ $value }} different Redis primaries";
+      description = "For 2 minutes the user-service instances of {{ $labels.namespace }} have named {{ $value }} different Redis nodes as their primary (redis_primary). After a failover every instance follows within seconds; a lasting disagreement means a split brain or instances stuck on a demoted node, and writes to the wrong node may be lost.";
+    })
+    (alert {
+      name = "RedisReplicaMissing";
+      expr = ''
+        max by (namespace, statefulset) (kube_statefulset_status_replicas_ready{${ns}, statefulset="${redisStatefulSet}"})
+        < on (namespace, statefulset)
+        max by (namespace, statefulset) (kube_statefulset_replicas{${ns}, statefulset="${redisStatefulSet}"})
+      '';
+      for = "10m";
+      severity = "ticket";
+      summary = "Only {{ $value }} Redis pods are ready";
+      description = "For 10 minutes fewer Redis pods of {{ $labels.namespace }} have been ready than the StatefulSet asks for: one replica fewer to confirm writes, one Sentinel fewer for the failover majority. At one ready pod writes stop (min-replicas-to-write) and no failover is possible.";
+    })
+  ];
+
   kubernetesAlerts = [
     (alert {
       name = "PodRestartLoop";
@@ -295,6 +326,10 @@ in
     {
       name = "users-platform.availability.alerts";
       rules = availabilityAlerts;
+    }
+    {
+      name = "users-platform.redis.alerts";
+      rules = redisAlerts;
     }
     {
       name = "users-platform.kubernetes.alerts";

@@ -51,6 +51,8 @@ INCLUDE_LINE = re.compile(r"^\s*include\s+(\S+)", re.MULTILINE)
 URL_VALUE = re.compile(r"^[a-z][a-z0-9+.-]*://", re.IGNORECASE)
 SLEEP_CMD = re.compile(r"(?:^|[\s;&|])sleep\s+(\d+)")
 HOST_ENV_SUFFIXES = ("_HOST", "_URL", "_ADDR")
+# Variables holding a comma-separated list of host:port (REDIS_SENTINELS).
+HOST_LIST_SUFFIXES = ("_SENTINELS",)
 LOOPBACK = {"localhost", "127.0.0.1", "::1", "0.0.0.0"}
 PROBES = ("startupProbe", "livenessProbe", "readinessProbe")
 PSS_LABEL = "pod-security.kubernetes.io/enforce"
@@ -85,6 +87,7 @@ RULES: dict[str, str] = {
     "rule-selector-unscoped": "every selector of a PrometheusRule expression needs a namespace matcher",
     "configmap-mutable": "ConfigMaps a workload references must be immutable (content-named), so rollout undo restores them",
     "image-no-digest": "deployable images must be pinned by digest (name:tag@sha256:...)",
+    "replicated-unprotected": "a StatefulSet of several replicas needs a PodDisruptionBudget and pod anti-affinity across nodes",
 }
 
 # Labels a Prometheus resource selects ServiceMonitors/PodMonitors/Probes/PrometheusRules by.
@@ -323,6 +326,18 @@ def env_host(name: str, value: str | None) -> str | None:
             return value.split(":", 1)[0]
         return value
     return None
+
+
+def env_hosts(name: str, value: str | None) -> list[str]:
+    """Every host an env var names: one for host-like variables and URLs, each entry of a
+    host:port list (REDIS_SENTINELS), none otherwise."""
+    if name.endswith(HOST_LIST_SUFFIXES):
+        hosts = (env_host(name[: -len("_SENTINELS")] + "_ADDR", entry) for entry in (value or "").split(","))
+        return [h for h in hosts if h]
+    if not (name.endswith(HOST_ENV_SUFFIXES) or (value and URL_VALUE.match(value.strip()))):
+        return []
+    host = env_host(name, value)
+    return [host] if host else []
 
 
 def is_ip(host: str) -> bool:
@@ -591,16 +606,14 @@ def _liveness_depends_on_deps(index: Index, w: Obj, c: dict) -> Iterator[str]:
 @container_rule("env-host-unknown")
 def _env_host_unknown(index: Index, w: Obj, c: dict) -> Iterator[str]:
     for name, value, _item in resolved_env(index, w, c):
-        if not (name.endswith(HOST_ENV_SUFFIXES) or (value and URL_VALUE.match(value.strip()))):
-            continue
-        host = env_host(name, value)
-        if not host or "$(" in host or "{" in host:
-            continue
-        services = host_services(index, w.namespace, host)
-        if services is None or services:
-            continue
-        where = "an IP address, not a Service" if is_ip(host) else "not a Service in the set"
-        yield f"{name} names host {host!r}, {where}"
+        for host in env_hosts(name, value):
+            if "$(" in host or "{" in host:
+                continue
+            services = host_services(index, w.namespace, host)
+            if services is None or services:
+                continue
+            where = "an IP address, not a Service" if is_ip(host) else "not a Service in the set"
+            yield f"{name} names host {host!r}, {where}"
 
 
 @rule("redis-password-unwired")
@@ -625,16 +638,14 @@ def _redis_password_unwired(index: Index) -> Reports:
                     env = resolved_env(index, client, c)
                     points = False
                     for name, value, _item in env:
-                        host = env_host(name, value) if (name.endswith(HOST_ENV_SUFFIXES) or (value and URL_VALUE.match(value))) else None
-                        if not host:
-                            continue
-                        found = host_services(index, client.namespace, host)
-                        if any(s.namespace == redis.namespace and s.name in redis_services for s in found or []):
-                            points = True
-                        # A REDIS_* host variable in the Redis's namespace means to reach it even when
-                        # the name is wrong (env-host-unknown reports that part separately).
-                        elif found == [] and name.startswith("REDIS_") and client.namespace == redis.namespace:
-                            points = True
+                        for host in env_hosts(name, value):
+                            found = host_services(index, client.namespace, host)
+                            if any(s.namespace == redis.namespace and s.name in redis_services for s in found or []):
+                                points = True
+                            # A REDIS_* host variable in the Redis's namespace means to reach it even when
+                            # the name is wrong (env-host-unknown reports that part separately).
+                            elif found == [] and name.startswith("REDIS_") and client.namespace == redis.namespace:
+                                points = True
                     if not points:
                         continue
                     if not redis_password_wired(client, c, env):
@@ -782,6 +793,34 @@ def prestop_seconds(container: dict) -> int | None:
         if match:
             return int(match.group(1))
     return None
+
+
+def anti_affinity_across_nodes(workload: Obj) -> bool:
+    """Whether the pods repel each other per node (required or preferred anti-affinity on
+    kubernetes.io/hostname selecting the workload's own pods)."""
+    anti = ((pod_spec(workload) or {}).get("affinity") or {}).get("podAntiAffinity") or {}
+    terms = list(anti.get("requiredDuringSchedulingIgnoredDuringExecution") or [])
+    terms += [(t or {}).get("podAffinityTerm") or {} for t in anti.get("preferredDuringSchedulingIgnoredDuringExecution") or []]
+    return any(
+        t.get("topologyKey") == "kubernetes.io/hostname" and label_selector_matches(t.get("labelSelector"), pod_labels(workload))
+        for t in terms
+    )
+
+
+@rule("replicated-unprotected")
+def _replicated_unprotected(index: Index) -> Reports:
+    # Replicas of a StatefulSet are usually peers of one replicated system (Redis + Sentinel):
+    # two on one node, or a drain evicting several at once, can take its majority.
+    for sts in index.kind("StatefulSet"):
+        replicas = effective_replicas(index, sts)
+        if replicas < 2:
+            continue
+        pdbs = [p for p in index.kind("PodDisruptionBudget") if p.namespace == sts.namespace
+                and label_selector_matches(p.spec.get("selector") or {}, pod_labels(sts))]
+        if not pdbs:
+            yield sts, f"{replicas} replicas but no PodDisruptionBudget selects its pods; a drain may evict them all at once"
+        if not anti_affinity_across_nodes(sts):
+            yield sts, f"{replicas} replicas but no pod anti-affinity on kubernetes.io/hostname; several may share one node"
 
 
 @container_rule("prestop-exceeds-grace", init=False)

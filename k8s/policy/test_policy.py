@@ -524,6 +524,39 @@ def m_image_short_digest(o):
     container(o, "StatefulSet", "redis")["image"] = "registry.example/redis@sha256:abc"
 
 
+def _replicated_redis(o):
+    """The base namespace with Redis as three pods, a PDB and anti-affinity per node."""
+    redis = find(o, "StatefulSet", "redis")
+    redis["spec"]["replicas"] = 3
+    redis["spec"]["template"]["spec"]["affinity"] = {"podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [
+        {"topologyKey": "kubernetes.io/hostname", "labelSelector": {"matchLabels": _labels("redis")}}]}}
+    pdb = _pdb("redis")
+    pdb["spec"] = {"minAvailable": 2, "selector": {"matchLabels": _labels("redis")}}
+    o.append(pdb)
+
+
+def m_replicated_without_pdb(o):
+    _replicated_redis(o)
+    o.remove(find(o, "PodDisruptionBudget", "redis"))
+
+
+def m_replicated_without_anti_affinity(o):
+    _replicated_redis(o)
+    del find(o, "StatefulSet", "redis")["spec"]["template"]["spec"]["affinity"]
+
+
+def m_env_host_unknown_sentinel(o):
+    container(o, "Deployment", "user-service")["env"].append(
+        {"name": "REDIS_SENTINELS", "value": "redis-0.redis:26379,redis-1.nowhere:26379"})
+
+
+def m_redis_password_unwired_sentinels(o):
+    c = container(o, "Deployment", "user-service")
+    c["env"] = [e for e in c["env"] if e["name"] != "REDIS_PASSWORD_FILE"]
+    c["env"].append({"name": "REDIS_SENTINELS", "value": "redis-0.redis:26379"})
+    find(o, "ConfigMap", "user-service")["data"] = {"REDIS_MASTER_NAME": "users"}
+
+
 FAILING = [
     ("selector-mismatch", m_selector_mismatch),
     ("service-no-endpoints", m_service_no_endpoints),
@@ -537,6 +570,10 @@ FAILING = [
     ("liveness-depends-on-deps", m_liveness_named_ready),
     ("env-host-unknown", m_env_host_unknown),
     ("env-host-unknown", m_env_host_unknown_host),
+    ("env-host-unknown", m_env_host_unknown_sentinel),
+    ("replicated-unprotected", m_replicated_without_pdb),
+    ("replicated-unprotected", m_replicated_without_anti_affinity),
+    ("redis-password-unwired", m_redis_password_unwired_sentinels),
     ("redis-password-unwired", m_redis_password_unwired),
     ("redis-password-unwired", m_redis_password_not_secret_mount),
     ("redis-password-unwired", m_redis_requirepass_args),
@@ -786,3 +823,22 @@ def test_rendered_manifests_are_clean():
         pytest.skip("no renders in k8s/rendered/")
     result = _cli(*files)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_replicated_statefulset_with_pdb_and_anti_affinity_passes():
+    objs = base()
+    _replicated_redis(objs)
+    assert run(objs) == []
+    # Preferred anti-affinity is accepted too (the trade-off is the manifest's to justify).
+    spec = find(objs, "StatefulSet", "redis")["spec"]["template"]["spec"]
+    term = spec["affinity"]["podAntiAffinity"].pop("requiredDuringSchedulingIgnoredDuringExecution")[0]
+    spec["affinity"]["podAntiAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"] = [
+        {"weight": 100, "podAffinityTerm": term}]
+    assert run(objs, "replicated-unprotected") == []
+
+
+def test_sentinel_list_naming_pods_of_the_headless_service_passes():
+    objs = base()
+    container(objs, "Deployment", "user-service")["env"].append(
+        {"name": "REDIS_SENTINELS", "value": "redis-0.redis:26379, redis-1.redis:26379"})
+    assert run(objs) == []

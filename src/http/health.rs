@@ -28,6 +28,10 @@ pub trait Dependency: Send + Sync {
     async fn diagnose(&self) -> Option<String> {
         None
     }
+    /// Facts about it for the readiness body, e.g. which Redis node is the primary.
+    fn details(&self) -> BTreeMap<&'static str, String> {
+        BTreeMap::new()
+    }
 }
 
 #[derive(Clone)]
@@ -61,6 +65,11 @@ pub struct ReadyBody {
     pub status: &'static str,
     /// Dependency name -> `up`.
     pub dependencies: BTreeMap<&'static str, &'static str>,
+    /// What the dependency reports about itself (user-service on Redis: `redisPrimary`,
+    /// the `host:port` writes go to); absent when there is nothing to say.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    #[schema(example = json!({"redisPrimary": "redis-0.redis-headless:6379"}))]
+    pub details: BTreeMap<&'static str, String>,
 }
 
 impl Health {
@@ -148,5 +157,6 @@ pub async fn ready(State(health): State<Health>) -> Result<Json<ReadyBody>, ApiE
     Ok(Json(ReadyBody {
         status: "ready",
         dependencies: BTreeMap::from([(name, "up")]),
+        details: health.dependency.details(),
     }))
 }

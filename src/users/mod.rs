@@ -166,6 +166,14 @@ impl Dependency for StoreDependency {
         self.started.load(Ordering::Acquire) && self.store.ping().await.is_ok()
     }
 
+    fn details(&self) -> std::collections::BTreeMap<&'static str, String> {
+        self.store
+            .primary_address()
+            .map(|primary| ("redisPrimary", primary))
+            .into_iter()
+            .collect()
+    }
+
     async fn diagnose(&self) -> Option<String> {
         match self.store.diagnose().await {
             Some(reason) => Some(reason),

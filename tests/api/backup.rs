@@ -1,8 +1,8 @@
 //! Backups and the documented restore (docs/runbook.md, "Restore from backup"), with the real
 //! tools: a populated Redis is backed up with `redis-cli --rdb` (a consistent snapshot taken
 //! over the replication protocol, as the backup job does), the file is verified with
-//! `redis-check-rdb`, Redis is wiped, and the runbook's steps bring every user and the email
-//! index back.
+//! `redis-check-rdb` and filed by `users-platform redis-backup` (the job's three steps), Redis
+//! is wiped, and the runbook's steps bring every user and the email index back.
 
 use std::{process::Command, time::Duration};
 
@@ -26,7 +26,7 @@ async fn a_backup_restores_every_user_and_the_email_index() {
 
     // Back up and verify, as the backup job does.
     let backups = helpers::temp_dir("backup");
-    let backup = backups.path().join("users.rdb");
+    let incoming = backups.path().join("incoming.rdb");
     let taken = Command::new("redis-cli")
         .args([
             "-h",
@@ -38,18 +38,42 @@ async fn a_backup_restores_every_user_and_the_email_index() {
             PASSWORD,
         ])
         .arg("--rdb")
-        .arg(&backup)
+        .arg(&incoming)
         .output()
         .expect("redis-cli on PATH");
     assert!(taken.status.success(), "redis-cli --rdb: {taken:?}");
     let checked = Command::new("redis-check-rdb")
-        .arg(&backup)
+        .arg(&incoming)
         .output()
         .expect("redis-check-rdb on PATH");
     assert!(checked.status.success(), "redis-check-rdb: {checked:?}");
+    let filed = Command::new(env!("CARGO_BIN_EXE_users-platform"))
+        .arg("redis-backup")
+        .env("BACKUP_DIR", backups.path())
+        .env("BACKUP_INCOMING", &incoming)
+        .env("BACKUP_KEEP", "7")
+        .output()
+        .expect("users-platform redis-backup");
+    assert!(filed.status.success(), "redis-backup: {filed:?}");
+    let snapshots: Vec<std::path::PathBuf> = std::fs::read_dir(backups.path())
+        .expect("backup dir")
+        .flatten()
+        .map(|entry| entry.path())
+        .filter(|path| path.extension().is_some_and(|ext| ext == "rdb"))
+        .collect();
+    let [backup] = snapshots.as_slice() else {
+        panic!("one filed snapshot and no incoming file: {snapshots:?}")
+    };
+    assert!(
+        backup
+            .file_name()
+            .and_then(|name| name.to_str())
+            .is_some_and(|name| name.starts_with("users-")),
+        "{backup:?}"
+    );
     figure(
         "backup: RDB bytes for 200 users",
-        std::fs::metadata(&backup).expect("backup file").len(),
+        std::fs::metadata(backup).expect("backup file").len(),
     );
 
     // Lose everything: the data and the files.
@@ -66,7 +90,7 @@ async fn a_backup_restores_every_user_and_the_email_index() {
 
     // The runbook's restore: the RDB as dump.rdb, start with the AOF off so Redis loads it,
     // turn the AOF on (Redis writes a fresh one from memory), then run as always.
-    std::fs::copy(&backup, redis.dir().join("dump.rdb")).expect("copy backup");
+    std::fs::copy(backup, redis.dir().join("dump.rdb")).expect("copy backup");
     redis.restart_with(&["--appendonly", "no"]).await;
     let _: () = redis::cmd("CONFIG")
         .arg("SET")

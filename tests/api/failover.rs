@@ -198,6 +198,13 @@ async fn primary_in_metrics(base: &str) -> Option<String> {
         .find_map(|line| line.split('"').nth(1).map(str::to_owned))
 }
 
+/// `details.redisPrimary` of the service's readiness body.
+async fn primary_in_readiness(base: &str) -> Option<String> {
+    let ready = helpers::get_json(&helpers::client(), format!("{base}/health/ready")).await;
+    assert_eq!(ready["status"], "ready", "{ready}");
+    ready["details"]["redisPrimary"].as_str().map(str::to_owned)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn killing_the_primary_under_load_loses_no_acknowledged_write() {
     const ROUNDS: usize = 3;
@@ -216,6 +223,11 @@ async fn killing_the_primary_under_load_loses_no_acknowledged_write() {
     )
     .await;
     let pid = service.pid();
+    assert_eq!(
+        primary_in_readiness(&base).await,
+        Some(format!("127.0.0.1:{}", cluster.primary_port().expect("primary"))),
+        "readiness names the primary"
+    );
 
     let ledger = Arc::new(Ledger::default());
     let stop = Arc::new(AtomicBool::new(false));
@@ -264,6 +276,11 @@ async fn killing_the_primary_under_load_loses_no_acknowledged_write() {
             primary_in_metrics(&base).await,
             Some(format!("127.0.0.1:{new_primary}")),
             "the service reports the primary it writes to"
+        );
+        assert_eq!(
+            primary_in_readiness(&base).await,
+            Some(format!("127.0.0.1:{new_primary}")),
+            "readiness names the new primary"
         );
         // The old primary comes back (same data directory) and Sentinel makes it a replica.
         let node = cluster

@@ -25,5 +25,6 @@ mod legacy;
 mod module_map;
 mod outage;
 mod process;
+mod redis_node;
 mod store_contract;
 mod user_service;

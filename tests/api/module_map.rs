@@ -158,3 +158,11 @@ fn grouped_imports_are_read_item_by_item() {
     );
     assert_eq!(paths, ["config", "http", "users", "timestamp"]);
 }
+
+#[test]
+fn the_redis_node_commands_know_nothing_of_the_services_or_the_web_layer() {
+    let uses = &module_map()["redis_node"];
+    for other in ["users", "gateway", "http", "startup", "telemetry"] {
+        assert!(!uses.contains(other), "redis_node imports {other}: {uses:?}");
+    }
+}

@@ -90,6 +90,10 @@ pub trait UserStore: Send + Sync + 'static {
     async fn prepare(&self) -> Result<(), StoreError> {
         Ok(())
     }
+    /// The `host:port` of the node writes go to, when the backend has one (Redis).
+    fn primary_address(&self) -> Option<String> {
+        None
+    }
     /// Why the backend is unreachable, found with a fresh connection (the pooled one only
     /// reports that its deadline passed). `None` when it answers.
     async fn diagnose(&self) -> Option<String> {

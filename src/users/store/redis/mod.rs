@@ -754,6 +754,10 @@ impl UserStore for RedisStore {
         "redis"
     }
 
+    fn primary_address(&self) -> Option<String> {
+        RedisStore::primary_address(self)
+    }
+
     async fn prepare(&self) -> Result<(), StoreError> {
         legacy::migrate(self).await.map(drop)
     }
