@@ -716,9 +716,14 @@ pub async fn post_json(
 
 pub const SENTINEL_PASSWORD: &str = "s3ntinel-test-password";
 pub const MASTER_NAME: &str = "users";
+/// How long a primary must be silent before a Sentinel calls it down.
+pub const SENTINEL_DOWN_AFTER: Duration = Duration::from_millis(1000);
+/// Sentinel's `failover-timeout`: after an election that chose no leader (split vote), the
+/// next attempt waits twice this.
+pub const SENTINEL_FAILOVER_TIMEOUT: Duration = Duration::from_millis(2000);
 
 /// A `redis-server --sentinel` owned by one test, watching the primary as [`MASTER_NAME`] with
-/// `down-after-milliseconds 1000`, password [`SENTINEL_PASSWORD`].
+/// [`SENTINEL_DOWN_AFTER`] and [`SENTINEL_FAILOVER_TIMEOUT`], password [`SENTINEL_PASSWORD`].
 pub struct SentinelServer {
     pub port: u16,
     dir: tempfile::TempDir,
@@ -738,10 +743,12 @@ impl SentinelServer {
                  sentinel sentinel-pass {SENTINEL_PASSWORD}\n\
                  sentinel monitor {MASTER_NAME} 127.0.0.1 {primary_port} 2\n\
                  sentinel auth-pass {MASTER_NAME} {PASSWORD}\n\
-                 sentinel down-after-milliseconds {MASTER_NAME} 1000\n\
-                 sentinel failover-timeout {MASTER_NAME} 2000\n\
+                 sentinel down-after-milliseconds {MASTER_NAME} {down_after}\n\
+                 sentinel failover-timeout {MASTER_NAME} {failover_timeout}\n\
                  sentinel parallel-syncs {MASTER_NAME} 1\n",
-                dir = dir.path().display()
+                dir = dir.path().display(),
+                down_after = SENTINEL_DOWN_AFTER.as_millis(),
+                failover_timeout = SENTINEL_FAILOVER_TIMEOUT.as_millis(),
             ),
         )
         .expect("write sentinel.conf");

@@ -72,7 +72,6 @@ impl Deployment {
             &[
                 ("PORT", gateway_port.to_string()),
                 ("USER_SERVICE_URL", local(users_port)),
-                ("UPSTREAM_TIMEOUT_MS", "1000".to_owned()),
                 ("SHUTDOWN_DRAIN_SECONDS", "1".to_owned()),
             ],
         );
