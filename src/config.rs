@@ -216,6 +216,11 @@ struct ServerArgs {
     /// Deadline for a client to send a request's whole header block (slowloris defence).
     #[arg(long, env = "HEADER_READ_TIMEOUT_MS", default_value_t = 5_000, value_parser = clap::value_parser!(u64).range(100..=60_000))]
     header_read_timeout_ms: u64,
+    /// How long a kept-alive connection may wait idle for its next request. Above the 60 s for
+    /// which ingress-nginx and cloud load balancers reuse idle upstream connections, so the
+    /// proxy, not this server, closes them (else a request races the close: a 502).
+    #[arg(long, env = "KEEP_ALIVE_TIMEOUT_SECONDS", default_value_t = 75, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    keep_alive_timeout_seconds: u64,
     /// Largest request line plus headers, in bytes; beyond it the answer is 431.
     #[arg(long, env = "MAX_HEADER_BYTES", default_value_t = 16 * 1024, value_parser = clap::value_parser!(u32).range(1024..=1_048_576))]
     max_header_bytes: u32,
@@ -291,6 +296,7 @@ pub struct ServerConfig {
 #[derive(Debug, Clone, Copy)]
 pub struct ConnectionLimits {
     pub header_read_timeout: Duration,
+    pub keep_alive_timeout: Duration,
     pub max_header_bytes: usize,
     pub max_headers: usize,
     pub max_connections: usize,
@@ -301,6 +307,7 @@ impl Default for ConnectionLimits {
     fn default() -> Self {
         Self {
             header_read_timeout: Duration::from_secs(5),
+            keep_alive_timeout: Duration::from_secs(75),
             max_header_bytes: 16 * 1024,
             max_headers: 100,
             max_connections: 1024,
@@ -624,6 +631,7 @@ impl ServerArgs {
             request_timeout: Duration::from_millis(self.request_timeout_ms),
             connections: ConnectionLimits {
                 header_read_timeout: Duration::from_millis(self.header_read_timeout_ms),
+                keep_alive_timeout: Duration::from_secs(self.keep_alive_timeout_seconds),
                 max_header_bytes: self.max_header_bytes as usize,
                 max_headers: self.max_headers as usize,
                 max_connections: self.max_connections as usize,

@@ -38,7 +38,7 @@ const MAX_RESPONSE_BYTES: usize = 8 * 1024 * 1024;
 const MAX_RETRIES: u32 = 2;
 const FIRST_BACKOFF: Duration = Duration::from_millis(25);
 /// Pooled connections idle longer than this are not reused. Below both the user-service's
-/// drain (`SHUTDOWN_DRAIN_SECONDS`, 5 s) and its idle close (`HEADER_READ_TIMEOUT_MS`, 5 s):
+/// drain (`SHUTDOWN_DRAIN_SECONDS`, 5 s) and its idle close (`KEEP_ALIVE_TIMEOUT_SECONDS`, 75 s):
 /// a connection the gateway picks was used within this time, so during a drain it already
 /// got `Connection: close`, and it is never one the server is about to close for idleness.
 const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(2);

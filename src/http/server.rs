@@ -3,8 +3,9 @@
 //! (header-read timeout, header size and count, connection count), nor the drain behaviour.
 //!
 //! Bounds per connection (docs/reliability.md, "Hostile clients"): the header block must
-//! arrive within `HEADER_READ_TIMEOUT_MS` (this also closes keep-alive connections idle that
-//! long), may be at most `MAX_HEADER_BYTES` and `MAX_HEADERS` fields (hyper answers 431), and
+//! arrive within `HEADER_READ_TIMEOUT_MS` and a kept-alive connection may wait idle for
+//! `KEEP_ALIVE_TIMEOUT_SECONDS` (both in [`read_deadlines`](super::read_deadlines)), a header
+//! block may be at most `MAX_HEADER_BYTES` and `MAX_HEADERS` fields (hyper answers 431), and
 //! hyper's read buffer is capped at the header limit, so one connection costs a few tens of
 //! KiB at most. At most `MAX_CONNECTIONS` are open at once; further clients wait in the
 //! kernel's listen backlog instead of costing memory.
@@ -17,14 +18,17 @@ use axum::{
     http::{HeaderValue, header::CONNECTION},
 };
 use hyper::{body::Incoming, server::conn::http1};
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::TokioIo;
 use tokio::{
     net::{TcpListener, TcpStream},
     sync::{OwnedSemaphorePermit, Semaphore},
 };
 use tower::ServiceExt;
 
-use super::shutdown::Shutdown;
+use super::{
+    read_deadlines::{DeadlineIo, Deadlines, RequestPhase},
+    shutdown::Shutdown,
+};
 use crate::config::ServerConfig;
 
 /// The header count hyper allows when none is set.
@@ -46,9 +50,10 @@ pub async fn bind(port: u16) -> io::Result<TcpListener> {
 pub async fn serve(listener: TcpListener, router: Router, shutdown: Shutdown, config: &ServerConfig) -> io::Result<()> {
     let limits = config.connections;
     let mut http = http1::Builder::new();
-    http.timer(TokioTimer::new())
-        .keep_alive(true)
-        .header_read_timeout(limits.header_read_timeout)
+    // No timer for hyper: its header-read timeout would also close idle keep-alive connections
+    // after the same short time; `DeadlineIo` keeps the two deadlines apart.
+    http.keep_alive(true)
+        .header_read_timeout(None)
         .max_header_size(limits.max_header_bytes)
         .max_buf_size(limits.max_header_bytes.max(MIN_READ_BUFFER_BYTES));
     // Any explicit count makes hyper parse headers into a heap buffer per request (its docs:
@@ -71,7 +76,18 @@ pub async fn serve(listener: TcpListener, router: Router, shutdown: Shutdown, co
             Ok((tcp, peer)) => {
                 // Small JSON responses: Nagle's algorithm would only delay them.
                 let _ = tcp.set_nodelay(true);
-                let connection = serve_connection(http.clone(), tcp, peer, router.clone(), shutdown.clone(), permit);
+                let deadlines = Deadlines {
+                    header_read: limits.header_read_timeout,
+                    keep_alive: limits.keep_alive_timeout,
+                };
+                let connection = serve_connection(
+                    http.clone(),
+                    DeadlineIo::new(tcp, deadlines),
+                    peer,
+                    router.clone(),
+                    shutdown.clone(),
+                    permit,
+                );
                 tokio::spawn(connection);
             }
             Err(err) => {
@@ -97,21 +113,23 @@ pub async fn serve(listener: TcpListener, router: Router, shutdown: Shutdown, co
 
 async fn serve_connection(
     http: http1::Builder,
-    tcp: TcpStream,
+    (tcp, phase): (DeadlineIo<TcpStream>, RequestPhase),
     peer: SocketAddr,
     router: Router,
     shutdown: Shutdown,
     _permit: OwnedSemaphorePermit,
 ) {
-    let phase = shutdown.clone();
+    let (draining, request_phase) = (shutdown.clone(), phase);
     let service = hyper::service::service_fn(move |mut req: Request<Incoming>| {
         // The gateway appends the peer to `X-Forwarded-For`.
         req.extensions_mut().insert(ConnectInfo(peer));
+        request_phase.serving();
         let response = router.clone().oneshot(req);
-        let phase = phase.clone();
+        let (draining, request_phase) = (draining.clone(), request_phase.clone());
         async move {
             let Ok(mut response) = response.await;
-            if phase.is_draining() {
+            request_phase.idle();
+            if draining.is_draining() {
                 response
                     .headers_mut()
                     .insert(CONNECTION, HeaderValue::from_static("close"));

@@ -171,6 +171,89 @@ async fn slowloris_is_bounded_in_time_and_memory() {
     );
 }
 
+/// Reads one `Connection: keep-alive` response to `GET /health/live` from `stream`.
+async fn live_on(stream: &mut TcpStream) -> u16 {
+    stream
+        .write_all(b"GET /health/live HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .expect("write");
+    let mut answer = vec![0; 4096];
+    let read = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut answer))
+        .await
+        .expect("an answer within 5 s")
+        .expect("read");
+    status_of(&String::from_utf8_lossy(&answer[..read]))
+}
+
+/// How long until the server closes `stream`, reading and dropping anything it sends.
+async fn closed_after(stream: &mut TcpStream, within: Duration) -> Duration {
+    let started = Instant::now();
+    let mut rest = Vec::new();
+    tokio::time::timeout(within, stream.read_to_end(&mut rest))
+        .await
+        .unwrap_or_else(|_| panic!("still open after {within:?}"))
+        .expect("read to the close");
+    started.elapsed()
+}
+
+#[tokio::test]
+async fn idle_keep_alive_outlives_the_header_deadline_and_ends_at_its_own() {
+    const HEADER: Duration = Duration::from_millis(300);
+    const KEEP_ALIVE: Duration = Duration::from_secs(2);
+    let (_gateway, port) = lone_gateway(&[
+        ("HEADER_READ_TIMEOUT_MS", HEADER.as_millis().to_string()),
+        ("KEEP_ALIVE_TIMEOUT_SECONDS", KEEP_ALIVE.as_secs().to_string()),
+    ]);
+    wait_ready(
+        &client(),
+        &format!("{}/health/live", local(port)),
+        Duration::from_secs(10),
+    )
+    .await;
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
+
+    // A pooled connection, as a proxy keeps one: idle for three header deadlines, then reused.
+    // (The idle time is what is tested, so this test waits it out.)
+    let mut pooled = TcpStream::connect(addr).await.expect("connect");
+    assert_eq!(live_on(&mut pooled).await, 200);
+    tokio::time::sleep(3 * HEADER).await;
+    assert_eq!(
+        live_on(&mut pooled).await,
+        200,
+        "reused after idling past the header deadline"
+    );
+    let idle_closed = closed_after(&mut pooled, 3 * KEEP_ALIVE).await;
+    figure("keep_alive_idle_closed_after_ms", idle_closed.as_millis());
+    assert!(
+        idle_closed >= KEEP_ALIVE - Duration::from_millis(100),
+        "{idle_closed:?}"
+    );
+
+    // Slowloris keeps the short deadline: a header block begun and never finished, on a new
+    // connection and on a kept-alive one, and a new connection that sends nothing.
+    let mut stalled = TcpStream::connect(addr).await.expect("connect");
+    stalled
+        .write_all(b"GET /health/live HTTP/1.1\r\nX-A: b")
+        .await
+        .expect("write");
+    let mut stalled_after_a_request = TcpStream::connect(addr).await.expect("connect");
+    assert_eq!(live_on(&mut stalled_after_a_request).await, 200);
+    stalled_after_a_request
+        .write_all(b"GET /health/live HTTP/1.1\r\nX-A: b")
+        .await
+        .expect("write");
+    let mut silent = TcpStream::connect(addr).await.expect("connect");
+    for (what, stream) in [
+        ("unfinished header block", &mut stalled),
+        ("unfinished second header block", &mut stalled_after_a_request),
+        ("silent new connection", &mut silent),
+    ] {
+        let closed = closed_after(stream, KEEP_ALIVE).await;
+        figure(&format!("{what} closed after (ms)"), closed.as_millis());
+        assert!(closed < KEEP_ALIVE / 2, "{what}: closed after {closed:?}");
+    }
+}
+
 #[tokio::test]
 async fn too_many_or_too_large_headers_are_431() {
     let (_gateway, port) = lone_gateway(&[("MAX_HEADERS", "16".to_owned())]);
