@@ -15,7 +15,10 @@ use std::{
 
 use axum::{
     body::Body,
-    http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, Uri, header},
+    http::{
+        HeaderMap, HeaderName, HeaderValue, Method, Request, Response, Uri, header,
+        uri::{Authority, PathAndQuery, Scheme},
+    },
 };
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -83,6 +86,9 @@ impl UpstreamMetrics {
 pub struct Upstream {
     client: Client<HttpConnector, Full<Bytes>>,
     base: Uri,
+    /// `base`'s scheme and authority, split once: each request's URI is these plus its path.
+    scheme: Option<Scheme>,
+    base_authority: Option<Authority>,
     authority: HeaderValue,
     timeout: Duration,
     budget: Arc<TpsBudget>,
@@ -93,7 +99,7 @@ pub struct Upstream {
 pub struct Forward<'a> {
     pub method: Method,
     /// Path and query on the upstream, e.g. `/users/42?x=1`.
-    pub path_and_query: &'a str,
+    pub path_and_query: PathAndQuery,
     pub headers: &'a HeaderMap,
     pub body: Bytes,
     /// The gateway route template, for metrics.
@@ -188,6 +194,8 @@ impl Upstream {
         Self {
             client,
             base: config.base_url.clone(),
+            scheme: config.base_url.scheme().cloned(),
+            base_authority: config.base_url.authority().cloned(),
             authority,
             timeout: config.timeout,
             // Retries may add at most 20 % to the request rate, plus 10/s so a quiet
@@ -195,6 +203,14 @@ impl Upstream {
             budget: Arc::new(TpsBudget::new(Duration::from_secs(10), 10, 0.2)),
             metrics,
         }
+    }
+
+    fn upstream_uri(&self, path_and_query: PathAndQuery) -> Result<Uri, ApiError> {
+        let mut parts = axum::http::uri::Parts::default();
+        parts.scheme = self.scheme.clone();
+        parts.authority = self.base_authority.clone();
+        parts.path_and_query = Some(path_and_query);
+        Uri::from_parts(parts).map_err(|_| ApiError::BadRequest("invalid request path".into()))
     }
 
     fn uri(&self, path_and_query: &str) -> Result<Uri, ApiError> {
@@ -210,7 +226,7 @@ impl Upstream {
     /// Sends the request and relays the upstream's status, headers and body.
     pub async fn forward(&self, forward: Forward<'_>) -> Result<Response<Body>, ApiError> {
         let started = Instant::now();
-        let uri = self.uri(forward.path_and_query)?;
+        let uri = self.upstream_uri(forward.path_and_query.clone())?;
         let result = tokio::time::timeout(self.timeout, self.attempts(&forward, uri)).await;
         let (outcome, result) = match result {
             Ok(Ok(response)) => ("ok", Ok(response)),
@@ -255,12 +271,19 @@ impl Upstream {
     }
 
     async fn attempts(&self, forward: &Forward<'_>, uri: Uri) -> Result<Response<Body>, AttemptError> {
+        // The upstream request's headers, built once and cloned per attempt (a copy of the
+        // map's two vectors and a reference count per value) rather than filtered again.
+        let mut headers = HeaderMap::with_capacity(forward.headers.len() + 3);
+        copy_end_to_end_headers(forward.headers, &mut headers);
+        headers.insert(header::HOST, self.authority.clone());
+        headers.insert(crate::http::request_id::HEADER, forward.request_id.clone());
+        headers.insert(crate::http::trace_context::HEADER, forward.traceparent.clone());
         self.budget.deposit();
         let mut backoff = FIRST_BACKOFF;
         let mut connect_retries = 0;
         let mut retried_closed = false;
         loop {
-            let err = match self.attempt(forward, uri.clone()).await {
+            let err = match self.attempt(forward, uri.clone(), headers.clone()).await {
                 Err(err) if err.retry_is_safe(&forward.method) => err,
                 other => return other,
             };
@@ -284,17 +307,16 @@ impl Upstream {
         }
     }
 
-    async fn attempt(&self, forward: &Forward<'_>, uri: Uri) -> Result<Response<Body>, AttemptError> {
-        let mut request = Request::builder()
-            .method(forward.method.clone())
-            .uri(uri)
-            .body(Full::new(forward.body.clone()))
-            .map_err(|err| AttemptError::Other(err.to_string()))?;
-        let headers = request.headers_mut();
-        copy_end_to_end_headers(forward.headers, headers);
-        headers.insert(header::HOST, self.authority.clone());
-        headers.insert(crate::http::request_id::HEADER, forward.request_id.clone());
-        headers.insert(crate::http::trace_context::HEADER, forward.traceparent.clone());
+    async fn attempt(
+        &self,
+        forward: &Forward<'_>,
+        uri: Uri,
+        headers: HeaderMap,
+    ) -> Result<Response<Body>, AttemptError> {
+        let mut request = Request::new(Full::new(forward.body.clone()));
+        *request.method_mut() = forward.method.clone();
+        *request.uri_mut() = uri;
+        *request.headers_mut() = headers;
 
         let response = self.client.request(request).await.map_err(AttemptError::from_client)?;
         let (mut parts, body) = response.into_parts();
