@@ -28,6 +28,7 @@ use hyper_util::{
 };
 use prometheus::{HistogramVec, IntCounter, Registry};
 use tower::retry::budget::{Budget, TpsBudget};
+use tower_http::timeout::TimeoutBody;
 
 use crate::{
     config::UpstreamConfig,
@@ -37,6 +38,9 @@ use crate::{
 
 /// Largest upstream response the gateway relays (a 1000-user page is ~250 KB).
 const MAX_RESPONSE_BYTES: usize = 8 * 1024 * 1024;
+/// Upstream responses up to this size are read whole before the gateway answers; larger ones
+/// are streamed (see `Upstream::attempt`).
+const BUFFERED_RESPONSE_BYTES: usize = 64 * 1024;
 /// Retries after the first attempt, and the first backoff (doubled each time).
 const MAX_RETRIES: u32 = 2;
 const FIRST_BACKOFF: Duration = Duration::from_millis(25);
@@ -320,18 +324,58 @@ impl Upstream {
 
         let response = self.client.request(request).await.map_err(AttemptError::from_client)?;
         let (mut parts, body) = response.into_parts();
-        let body = http_body_util::Limited::new(body, MAX_RESPONSE_BYTES)
-            .collect()
-            .await
-            .map_err(|err| AttemptError::Other(format!("reading upstream body: {err}")))?
-            .to_bytes();
+        let declared = declared_length(&parts.headers);
+        if declared.is_some_and(|length| length > MAX_RESPONSE_BYTES) {
+            return Err(AttemptError::Other(format!(
+                "upstream response of {} bytes is over the relay limit",
+                declared.unwrap_or_default()
+            )));
+        }
         let mut relayed = HeaderMap::with_capacity(parts.headers.len());
         copy_end_to_end_headers(&parts.headers, &mut relayed);
         // The gateway sets its own request id on the way out.
         relayed.remove(crate::http::request_id::HEADER);
+        let body = match declared {
+            // A small body (a user, an error, a short page): read whole within the upstream
+            // deadline, so a failure while reading it is still a JSON 502/504. It usually
+            // arrives with the headers, so this costs no more than relaying it frame by frame.
+            Some(length) if length <= BUFFERED_RESPONSE_BYTES => {
+                let bytes = http_body_util::Limited::new(body, BUFFERED_RESPONSE_BYTES)
+                    .collect()
+                    .await
+                    .map_err(|err| AttemptError::Other(format!("reading upstream body: {err}")))?
+                    .to_bytes();
+                Body::from(bytes)
+            }
+            // Anything larger (pages of hundreds of users) or of unknown length is relayed as
+            // it arrives, so a request holds at most a few frames instead of the whole body
+            // (docs/performance.md, "Full pages"): bounded in size, and aborted if the
+            // user-service stalls for a whole upstream timeout. Its status and headers are
+            // already sent by then, so a failure past this point can only cut the response
+            // short, which the client sees against `Content-Length`.
+            _ => {
+                if let Some(length) = parts.headers.get(header::CONTENT_LENGTH) {
+                    relayed.insert(header::CONTENT_LENGTH, length.clone());
+                }
+                Body::new(TimeoutBody::new(
+                    self.timeout,
+                    http_body_util::Limited::new(body, MAX_RESPONSE_BYTES),
+                ))
+            }
+        };
         parts.headers = relayed;
-        Ok(Response::from_parts(parts, Body::from(body)))
+        Ok(Response::from_parts(parts, body))
     }
+}
+
+/// The `Content-Length` of a message, if it has exactly one that parses.
+fn declared_length(headers: &HeaderMap) -> Option<usize> {
+    let mut values = headers.get_all(header::CONTENT_LENGTH).iter();
+    let value = values.next()?;
+    if values.next().is_some() {
+        return None;
+    }
+    value.to_str().ok()?.parse().ok()
 }
 
 /// Copies headers except hop-by-hop ones, those named in `Connection`, and `Host`.
