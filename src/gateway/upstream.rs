@@ -38,6 +38,9 @@ use crate::{
 
 /// Largest upstream response the gateway relays (a 1000-user page is ~250 KB).
 const MAX_RESPONSE_BYTES: usize = 8 * 1024 * 1024;
+/// The most a connection to the user-service reads ahead; a streamed response holds about
+/// this much per request in the gateway.
+const UPSTREAM_READ_BUFFER_BYTES: usize = 64 * 1024;
 /// Upstream responses up to this size are read whole before the gateway answers; larger ones
 /// are streamed (see `Upstream::attempt`).
 const BUFFERED_RESPONSE_BYTES: usize = 64 * 1024;
@@ -184,6 +187,8 @@ impl Upstream {
         let client = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(POOL_IDLE_TIMEOUT)
             .pool_max_idle_per_host(512)
+            .http1_writev(false)
+            .http1_max_buf_size(UPSTREAM_READ_BUFFER_BYTES)
             .build(connector);
         // `Host` is host and port only: the URL's user-info may hold a password.
         let authority = config
