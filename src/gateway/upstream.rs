@@ -15,7 +15,10 @@ use std::{
 
 use axum::{
     body::Body,
-    http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, Uri, header},
+    http::{
+        HeaderMap, HeaderName, HeaderValue, Method, Request, Response, Uri, header,
+        uri::{Authority, PathAndQuery, Scheme},
+    },
 };
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -25,6 +28,7 @@ use hyper_util::{
 };
 use prometheus::{HistogramVec, IntCounter, Registry};
 use tower::retry::budget::{Budget, TpsBudget};
+use tower_http::timeout::TimeoutBody;
 
 use crate::{
     config::UpstreamConfig,
@@ -34,6 +38,12 @@ use crate::{
 
 /// Largest upstream response the gateway relays (a 1000-user page is ~250 KB).
 const MAX_RESPONSE_BYTES: usize = 8 * 1024 * 1024;
+/// The most a connection to the user-service reads ahead; a streamed response holds about
+/// this much per request in the gateway.
+const UPSTREAM_READ_BUFFER_BYTES: usize = 64 * 1024;
+/// Upstream responses up to this size are read whole before the gateway answers; larger ones
+/// are streamed (see `Upstream::attempt`).
+const BUFFERED_RESPONSE_BYTES: usize = 64 * 1024;
 /// Retries after the first attempt, and the first backoff (doubled each time).
 const MAX_RETRIES: u32 = 2;
 const FIRST_BACKOFF: Duration = Duration::from_millis(25);
@@ -83,6 +93,9 @@ impl UpstreamMetrics {
 pub struct Upstream {
     client: Client<HttpConnector, Full<Bytes>>,
     base: Uri,
+    /// `base`'s scheme and authority, split once: each request's URI is these plus its path.
+    scheme: Option<Scheme>,
+    base_authority: Option<Authority>,
     authority: HeaderValue,
     timeout: Duration,
     budget: Arc<TpsBudget>,
@@ -93,7 +106,7 @@ pub struct Upstream {
 pub struct Forward<'a> {
     pub method: Method,
     /// Path and query on the upstream, e.g. `/users/42?x=1`.
-    pub path_and_query: &'a str,
+    pub path_and_query: PathAndQuery,
     pub headers: &'a HeaderMap,
     pub body: Bytes,
     /// The gateway route template, for metrics.
@@ -174,6 +187,8 @@ impl Upstream {
         let client = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(POOL_IDLE_TIMEOUT)
             .pool_max_idle_per_host(512)
+            .http1_writev(false)
+            .http1_max_buf_size(UPSTREAM_READ_BUFFER_BYTES)
             .build(connector);
         // `Host` is host and port only: the URL's user-info may hold a password.
         let authority = config
@@ -188,6 +203,8 @@ impl Upstream {
         Self {
             client,
             base: config.base_url.clone(),
+            scheme: config.base_url.scheme().cloned(),
+            base_authority: config.base_url.authority().cloned(),
             authority,
             timeout: config.timeout,
             // Retries may add at most 20 % to the request rate, plus 10/s so a quiet
@@ -195,6 +212,14 @@ impl Upstream {
             budget: Arc::new(TpsBudget::new(Duration::from_secs(10), 10, 0.2)),
             metrics,
         }
+    }
+
+    fn upstream_uri(&self, path_and_query: PathAndQuery) -> Result<Uri, ApiError> {
+        let mut parts = axum::http::uri::Parts::default();
+        parts.scheme = self.scheme.clone();
+        parts.authority = self.base_authority.clone();
+        parts.path_and_query = Some(path_and_query);
+        Uri::from_parts(parts).map_err(|_| ApiError::BadRequest("invalid request path".into()))
     }
 
     fn uri(&self, path_and_query: &str) -> Result<Uri, ApiError> {
@@ -210,7 +235,7 @@ impl Upstream {
     /// Sends the request and relays the upstream's status, headers and body.
     pub async fn forward(&self, forward: Forward<'_>) -> Result<Response<Body>, ApiError> {
         let started = Instant::now();
-        let uri = self.uri(forward.path_and_query)?;
+        let uri = self.upstream_uri(forward.path_and_query.clone())?;
         let result = tokio::time::timeout(self.timeout, self.attempts(&forward, uri)).await;
         let (outcome, result) = match result {
             Ok(Ok(response)) => ("ok", Ok(response)),
@@ -255,12 +280,19 @@ impl Upstream {
     }
 
     async fn attempts(&self, forward: &Forward<'_>, uri: Uri) -> Result<Response<Body>, AttemptError> {
+        // The upstream request's headers, built once and cloned per attempt (a copy of the
+        // map's two vectors and a reference count per value) rather than filtered again.
+        let mut headers = HeaderMap::with_capacity(forward.headers.len() + 3);
+        copy_end_to_end_headers(forward.headers, &mut headers);
+        headers.insert(header::HOST, self.authority.clone());
+        headers.insert(crate::http::request_id::HEADER, forward.request_id.clone());
+        headers.insert(crate::http::trace_context::HEADER, forward.traceparent.clone());
         self.budget.deposit();
         let mut backoff = FIRST_BACKOFF;
         let mut connect_retries = 0;
         let mut retried_closed = false;
         loop {
-            let err = match self.attempt(forward, uri.clone()).await {
+            let err = match self.attempt(forward, uri.clone(), headers.clone()).await {
                 Err(err) if err.retry_is_safe(&forward.method) => err,
                 other => return other,
             };
@@ -284,32 +316,71 @@ impl Upstream {
         }
     }
 
-    async fn attempt(&self, forward: &Forward<'_>, uri: Uri) -> Result<Response<Body>, AttemptError> {
-        let mut request = Request::builder()
-            .method(forward.method.clone())
-            .uri(uri)
-            .body(Full::new(forward.body.clone()))
-            .map_err(|err| AttemptError::Other(err.to_string()))?;
-        let headers = request.headers_mut();
-        copy_end_to_end_headers(forward.headers, headers);
-        headers.insert(header::HOST, self.authority.clone());
-        headers.insert(crate::http::request_id::HEADER, forward.request_id.clone());
-        headers.insert(crate::http::trace_context::HEADER, forward.traceparent.clone());
+    async fn attempt(
+        &self,
+        forward: &Forward<'_>,
+        uri: Uri,
+        headers: HeaderMap,
+    ) -> Result<Response<Body>, AttemptError> {
+        let mut request = Request::new(Full::new(forward.body.clone()));
+        *request.method_mut() = forward.method.clone();
+        *request.uri_mut() = uri;
+        *request.headers_mut() = headers;
 
         let response = self.client.request(request).await.map_err(AttemptError::from_client)?;
         let (mut parts, body) = response.into_parts();
-        let body = http_body_util::Limited::new(body, MAX_RESPONSE_BYTES)
-            .collect()
-            .await
-            .map_err(|err| AttemptError::Other(format!("reading upstream body: {err}")))?
-            .to_bytes();
+        let declared = declared_length(&parts.headers);
+        if declared.is_some_and(|length| length > MAX_RESPONSE_BYTES) {
+            return Err(AttemptError::Other(format!(
+                "upstream response of {} bytes is over the relay limit",
+                declared.unwrap_or_default()
+            )));
+        }
         let mut relayed = HeaderMap::with_capacity(parts.headers.len());
         copy_end_to_end_headers(&parts.headers, &mut relayed);
         // The gateway sets its own request id on the way out.
         relayed.remove(crate::http::request_id::HEADER);
+        let body = match declared {
+            // A small body (a user, an error, a short page): read whole within the upstream
+            // deadline, so a failure while reading it is still a JSON 502/504. It usually
+            // arrives with the headers, so this costs no more than relaying it frame by frame.
+            Some(length) if length <= BUFFERED_RESPONSE_BYTES => {
+                let bytes = http_body_util::Limited::new(body, BUFFERED_RESPONSE_BYTES)
+                    .collect()
+                    .await
+                    .map_err(|err| AttemptError::Other(format!("reading upstream body: {err}")))?
+                    .to_bytes();
+                Body::from(bytes)
+            }
+            // Anything larger (pages of hundreds of users) or of unknown length is relayed as
+            // it arrives, so a request holds at most a few frames instead of the whole body
+            // (docs/performance.md, "Full pages"): bounded in size, and aborted if the
+            // user-service stalls for a whole upstream timeout. Its status and headers are
+            // already sent by then, so a failure past this point can only cut the response
+            // short, which the client sees against `Content-Length`.
+            _ => {
+                if let Some(length) = parts.headers.get(header::CONTENT_LENGTH) {
+                    relayed.insert(header::CONTENT_LENGTH, length.clone());
+                }
+                Body::new(TimeoutBody::new(
+                    self.timeout,
+                    http_body_util::Limited::new(body, MAX_RESPONSE_BYTES),
+                ))
+            }
+        };
         parts.headers = relayed;
-        Ok(Response::from_parts(parts, Body::from(body)))
+        Ok(Response::from_parts(parts, body))
     }
+}
+
+/// The `Content-Length` of a message, if it has exactly one that parses.
+fn declared_length(headers: &HeaderMap) -> Option<usize> {
+    let mut values = headers.get_all(header::CONTENT_LENGTH).iter();
+    let value = values.next()?;
+    if values.next().is_some() {
+        return None;
+    }
+    value.to_str().ok()?.parse().ok()
 }
 
 /// Copies headers except hop-by-hop ones, those named in `Connection`, and `Host`.

@@ -5,16 +5,14 @@
 
 use std::sync::Arc;
 
-use axum::{
-    Router,
-    extract::{Request, State},
-    middleware::{self, Next},
-    response::{IntoResponse, Response},
-};
+use axum::{Router, extract::Request, response::IntoResponse};
 use prometheus::IntCounter;
 use tokio::sync::Semaphore;
 
-use super::ApiError;
+use super::{
+    ApiError,
+    layer::{Around, AroundLayer, Inner, ResponseFuture},
+};
 
 #[derive(Clone)]
 pub struct LoadShedder {
@@ -30,18 +28,29 @@ impl LoadShedder {
         }
     }
 
-    /// Applies the limit to every route of `router` (use before merging health routes).
+    /// Applies the limit to every route of `router` (use before merging health routes). An
+    /// [`Around`] layer, not `axum::middleware::from_fn`: the latter clones and boxes the
+    /// route's service for every request (1.3 % of the gateway's CPU time in perf).
     pub fn apply<S: Clone + Send + Sync + 'static>(self, router: Router<S>) -> Router<S> {
-        router.route_layer(middleware::from_fn_with_state(self, shed_load))
+        router.route_layer(AroundLayer(self))
     }
 }
 
-async fn shed_load(State(shedder): State<LoadShedder>, req: Request, next: Next) -> Response {
-    match shedder.permits.clone().try_acquire_owned() {
-        Ok(_permit) => next.run(req).await,
-        Err(_) => {
-            shedder.shed_total.inc();
-            ApiError::Overloaded.into_response()
+impl Around for LoadShedder {
+    fn around<S: Inner>(&self, req: Request, inner: &mut S) -> ResponseFuture {
+        match self.permits.clone().try_acquire_owned() {
+            Ok(permit) => {
+                let response = inner.call(req);
+                Box::pin(async move {
+                    let response = response.await;
+                    drop(permit);
+                    response
+                })
+            }
+            Err(_) => {
+                self.shed_total.inc();
+                Box::pin(std::future::ready(Ok(ApiError::Overloaded.into_response())))
+            }
         }
     }
 }

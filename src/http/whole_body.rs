@@ -14,12 +14,13 @@
 use std::time::Duration;
 
 use axum::{
-    body::{Body, Bytes},
+    body::{Body, Bytes, HttpBody as _},
     extract::Request,
     http::{HeaderValue, header::CONNECTION},
     response::{IntoResponse, Response},
 };
 use bytes::BytesMut;
+
 use http_body_util::BodyExt;
 
 use super::{
@@ -49,6 +50,11 @@ enum BodyError {
 
 impl Around for ReadWholeBody {
     fn around<S: Inner>(&self, req: Request, inner: &mut S) -> ResponseFuture {
+        // No body (GET, DELETE, HEAD: most requests): nothing to read or bound, so no clone
+        // of the stack below, no timer and no second body.
+        if req.body().is_end_stream() {
+            return Box::pin(inner.call(req));
+        }
         // The inner service is called only once the body is read, after this call returned:
         // take the instance that was made ready, leave a clone in its place.
         let ready = inner.clone();

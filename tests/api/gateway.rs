@@ -356,3 +356,39 @@ async fn a_connection_closed_before_the_response_is_retried_for_get_only() {
     let metrics = users_platform::telemetry::metrics::encode(&registry);
     assert!(metrics.contains("upstream_retries_total 0"), "{metrics}");
 }
+
+/// An upstream whose `/users` answers `size` bytes of JSON, with `Content-Length`.
+async fn sized_upstream(size: usize) -> Served {
+    let body = format!("\"{}\"", "x".repeat(size.saturating_sub(2)));
+    let router = Router::new().route(
+        "/users",
+        get(move || {
+            let body = body.clone();
+            async move { ([("content-type", "application/json")], body) }
+        }),
+    );
+    serve(router, Shutdown::new()).await
+}
+
+#[tokio::test]
+async fn large_responses_are_relayed_whole_and_oversized_ones_refused() {
+    // Over the buffered size (64 KiB): streamed, with the upstream's length.
+    let upstream = sized_upstream(300_000).await;
+    let (gateway, _) = serve_gateway(&upstream.url(""), Duration::from_secs(2), 64).await;
+    let response = client().get(gateway.url("/api/users")).send().await.expect("get");
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["content-length"], "300000");
+    assert!(response.headers().contains_key("x-request-id"));
+    assert_eq!(response.bytes().await.expect("body").len(), 300_000);
+
+    // Over the relay limit (8 MiB) by its declared length: a JSON 502 before any byte.
+    let upstream = sized_upstream(9 << 20).await;
+    let (gateway, _) = serve_gateway(&upstream.url(""), Duration::from_secs(5), 64).await;
+    let response = client().get(gateway.url("/api/users")).send().await.expect("get");
+    assert_eq!(response.status(), 502);
+    assert!(response.headers().contains_key("x-request-id"));
+    assert_eq!(
+        response.json::<Value>().await.expect("json"),
+        json!({"error": "upstream unavailable"})
+    );
+}
