@@ -1,11 +1,9 @@
 //! The public API: each handler forwards to the user-service. They exist one per operation
 //! (rather than one catch-all proxy) so the OpenAPI document is generated from them.
 
-use std::net::{IpAddr, SocketAddr};
-
 use axum::{
     body::Body,
-    extract::{ConnectInfo, FromRequest, MatchedPath, Request, State},
+    extract::{FromRequest, MatchedPath, Request, State},
     http::{HeaderMap, HeaderName, HeaderValue, Method, Response, Uri, header, uri::PathAndQuery},
 };
 use bytes::Bytes;
@@ -13,7 +11,7 @@ use bytes::Bytes;
 use super::Gateway;
 use crate::{
     http::{
-        ApiError, error::ErrorBody, json::BodyBytes, request_id::RequestId, route_label::route_label,
+        ApiError, error::ErrorBody, json::BodyBytes, peer::Peer, request_id::RequestId, route_label::route_label,
         trace_context::TraceContext,
     },
     users::{
@@ -56,11 +54,7 @@ impl<S: Send + Sync> FromRequest<S> for ProxyRequest {
         let path_and_query = upstream_path_and_query(&parts.uri)?;
         let method = parts.method.clone();
         let mut headers = std::mem::take(&mut parts.headers);
-        let peer = parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|info| info.0.ip());
-        add_forwarded_for(&mut headers, peer);
+        add_forwarded_for(&mut headers, parts.extensions.remove::<Peer>());
         let BodyBytes(body) = BodyBytes::from_request(Request::from_parts(parts, body), state).await?;
         Ok(Self {
             method,
@@ -93,55 +87,15 @@ fn upstream_path_and_query(uri: &Uri) -> Result<PathAndQuery, ApiError> {
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 
-/// This hop's elements of `X-Forwarded-For` and `Forwarded` for one peer address.
-struct PeerElements {
-    peer: IpAddr,
-    forwarded_for: HeaderValue,
-    forwarded: HeaderValue,
-}
-
-impl PeerElements {
-    fn new(peer: IpAddr) -> Option<Self> {
-        let address = peer.to_string();
-        let forwarded = match peer {
-            IpAddr::V4(_) => format!("for={address};proto=http"),
-            IpAddr::V6(_) => format!("for=\"[{address}]\";proto=http"),
-        };
-        Some(Self {
-            peer,
-            forwarded_for: HeaderValue::from_maybe_shared(Bytes::from(address)).ok()?,
-            forwarded: HeaderValue::from_maybe_shared(Bytes::from(forwarded)).ok()?,
-        })
-    }
-}
-
-thread_local! {
-    /// The elements of the last peer this worker thread forwarded for. A gateway sees few
-    /// peers (the ingress replicas in a cluster, 127.0.0.1 under the bench), so the two values
-    /// are formatted once per peer and thread, then shared (a reference count per request).
-    /// Formatting them for every request, with the joins below, cost 1.8 % of the gateway's
-    /// CPU time (perf, GET by id).
-    static LAST_PEER: std::cell::RefCell<Option<PeerElements>> = const { std::cell::RefCell::new(None) };
-}
-
 /// Appends this hop's peer to `X-Forwarded-For` and `Forwarded` and says the client spoke
 /// plain HTTP to the gateway. The gateway trusts no hop: what the client sent is kept (the
 /// user-service logs it) but nothing decides on it; only the last entry, the gateway's own
 /// peer (the ingress in a cluster), is known to be true. Behind a TLS-terminating ingress
 /// the proto is still `http`: that is the hop the gateway saw.
-fn add_forwarded_for(headers: &mut HeaderMap, peer: Option<IpAddr>) {
+fn add_forwarded_for(headers: &mut HeaderMap, peer: Option<Peer>) {
     let Some(peer) = peer else { return };
-    let elements = LAST_PEER.with_borrow_mut(|last| {
-        if last.as_ref().is_none_or(|e| e.peer != peer) {
-            *last = PeerElements::new(peer);
-        }
-        last.as_ref().map(|e| (e.forwarded_for.clone(), e.forwarded.clone()))
-    });
-    let Some((forwarded_for, forwarded)) = elements else {
-        return;
-    };
-    append_element(headers, X_FORWARDED_FOR, forwarded_for);
-    append_element(headers, header::FORWARDED, forwarded);
+    append_element(headers, X_FORWARDED_FOR, peer.forwarded_for);
+    append_element(headers, header::FORWARDED, peer.forwarded);
     headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static("http"));
 }
 
@@ -299,11 +253,11 @@ mod tests {
         let mut headers = HeaderMap::new();
         headers.insert(X_FORWARDED_FOR, HeaderValue::from_static("203.0.113.9"));
         headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static("https"));
-        add_forwarded_for(&mut headers, Some("10.0.0.7".parse().expect("ip")));
+        add_forwarded_for(&mut headers, Some(Peer::new("10.0.0.7:4711".parse().expect("address"))));
         assert_eq!(headers[X_FORWARDED_FOR], "203.0.113.9, 10.0.0.7");
         assert_eq!(headers[X_FORWARDED_PROTO], "http");
         assert_eq!(headers[header::FORWARDED], "for=10.0.0.7;proto=http");
-        add_forwarded_for(&mut headers, Some("::1".parse().expect("ip")));
+        add_forwarded_for(&mut headers, Some(Peer::new("[::1]:4711".parse().expect("address"))));
         assert_eq!(
             headers[header::FORWARDED],
             "for=10.0.0.7;proto=http, for=\"[::1]\";proto=http"

@@ -11,6 +11,7 @@ pub mod json_errors;
 pub mod layer;
 pub mod load_shed;
 pub mod middleware;
+pub mod peer;
 pub mod read_deadlines;
 pub mod request_id;
 pub mod route_label;

@@ -14,7 +14,7 @@ use std::{convert::Infallible, io, net::SocketAddr, sync::Arc, time::Duration};
 
 use axum::{
     Router,
-    extract::{ConnectInfo, Request},
+    extract::Request,
     http::{HeaderValue, header::CONNECTION},
 };
 use hyper::{body::Incoming, server::conn::http1};
@@ -26,6 +26,7 @@ use tokio::{
 use tower::ServiceExt;
 
 use super::{
+    peer::Peer,
     read_deadlines::{DeadlineIo, Deadlines, RequestPhase},
     shutdown::Shutdown,
 };
@@ -114,15 +115,16 @@ pub async fn serve(listener: TcpListener, router: Router, shutdown: Shutdown, co
 async fn serve_connection(
     http: http1::Builder,
     (tcp, phase): (DeadlineIo<TcpStream>, RequestPhase),
-    peer: SocketAddr,
+    address: SocketAddr,
     router: Router,
     shutdown: Shutdown,
     _permit: OwnedSemaphorePermit,
 ) {
     let (draining, request_phase) = (shutdown.clone(), phase);
+    let peer = Peer::new(address);
     let service = hyper::service::service_fn(move |mut req: Request<Incoming>| {
         // The gateway appends the peer to `X-Forwarded-For`.
-        req.extensions_mut().insert(ConnectInfo(peer));
+        req.extensions_mut().insert(peer.clone());
         request_phase.serving();
         let response = router.clone().oneshot(req);
         let (draining, request_phase) = (draining.clone(), request_phase.clone());
@@ -153,6 +155,6 @@ async fn serve_connection(
     };
     if let Err(err) = result {
         // Clients that time out, send garbage or go away are not the server's problem.
-        tracing::debug!(error = %err, peer = %peer, "connection ended with an error");
+        tracing::debug!(error = %err, peer = %address, "connection ended with an error");
     }
 }
