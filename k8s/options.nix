@@ -194,7 +194,11 @@ in
           default = 5000;
           description = "A primary silent this long is down for a Sentinel (longer than a node's GC or I/O stall, short enough to bound the write outage).";
         };
-        failoverTimeoutMilliseconds = mkOption { type = types.ints.positive; default = 60000; };
+        failoverTimeoutMilliseconds = mkOption {
+          type = types.ints.positive;
+          default = 10000;
+          description = "Sentinel's failover-timeout. After an election that chose no leader (a split vote) the next waits twice this, with every write refused meanwhile: keep it small (docs/reliability.md, split vote).";
+        };
         resources = mkOption {
           type = resourcesType;
           default = { cpuRequest = "10m"; cpuLimit = "200m"; memoryRequest = "16Mi"; memoryLimit = "32Mi"; };

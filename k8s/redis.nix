@@ -21,8 +21,9 @@
 #    only with no Sentinel answering (all pods starting at once) is it what this pod's Sentinel
 #    knew last, then redis-0. Price: the Redis pods roll when the users-platform image changes
 #    (the init container's image is part of the pod template); see docs/runbook.md.
-#  - Readiness is `redis-cli -e ping` (a binary, not a shell). With replica-serve-stale-data no,
-#    a replica whose link to the primary is down, or still syncing, answers MASTERDOWN, and a
+#  - Readiness is `redis-cli -e exists readiness-probe` (a binary, not a shell): a read of a
+#    data key, because with replica-serve-stale-data no a replica whose link to the primary is
+#    down, or still syncing, answers it MASTERDOWN (newer Redis answers PING even then), and a
 #    node loading its AOF answers LOADING: both fail the probe, so a pod is ready only when it
 #    can serve its role. redis-cli takes the password from REDISCLI_AUTH (a secretKeyRef): it
 #    cannot read a file without a shell.
@@ -102,9 +103,10 @@ let
   } // (if replicated then {
     env = [ cliAuth ];
     # Ready = serves its role: a primary answers, a replica is linked to its primary and
-    # synced (replica-serve-stale-data no turns PING into MASTERDOWN otherwise).
+    # synced (replica-serve-stale-data no answers data commands MASTERDOWN otherwise; PING is
+    # exempt in newer Redis, so it would not tell). The key need not exist.
     readinessProbe = {
-      exec.command = [ "/bin/redis-cli" "-e" "-p" (toString port) "ping" ];
+      exec.command = [ "/bin/redis-cli" "-e" "-p" (toString port) "exists" "readiness-probe" ];
       timeoutSeconds = 2;
       periodSeconds = 5;
       failureThreshold = 2;

@@ -165,8 +165,8 @@ struct RedisConfigCommand {
     /// Sentinel's `down-after-milliseconds`.
     #[arg(long, env = "SENTINEL_DOWN_AFTER_MS", default_value_t = 5000, value_parser = clap::value_parser!(u64).range(100..=600_000))]
     down_after_ms: u64,
-    /// Sentinel's `failover-timeout`.
-    #[arg(long, env = "SENTINEL_FAILOVER_TIMEOUT_MS", default_value_t = 60_000, value_parser = clap::value_parser!(u64).range(1000..=3_600_000))]
+    /// Sentinel's `failover-timeout`: a split vote is retried after twice this, so keep it small.
+    #[arg(long, env = "SENTINEL_FAILOVER_TIMEOUT_MS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1000..=3_600_000))]
     failover_timeout_ms: u64,
     /// File holding the password of the Redis servers and Sentinels (a mounted Secret).
     #[arg(long, env = "REDIS_PASSWORD_FILE")]

@@ -29,7 +29,9 @@
       replicas = 3;
       backup = { enable = true; keep = 7; };
       persistence = { enable = true; size = "10Gi"; };
-      resources = { cpuRequest = "250m"; cpuLimit = "1"; memoryRequest = "512Mi"; memoryLimit = "512Mi"; };
+      # Three times maxmemory: besides the data, a fork's copy-on-write during AOF rewrites and
+      # full syncs, and the replica output buffers, none of which maxmemory counts.
+      resources = { cpuRequest = "250m"; cpuLimit = "1"; memoryRequest = "768Mi"; memoryLimit = "768Mi"; };
       maxmemoryMb = 256;
     };
 

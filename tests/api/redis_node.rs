@@ -359,7 +359,7 @@ async fn the_rendered_init_container_configures_a_replica_pod() {
         "sentinel announce-ip redis-1.redis-headless",
         "sentinel monitor users redis-0.redis-headless 6379 2",
         "sentinel down-after-milliseconds users 5000",
-        "sentinel failover-timeout users 60000",
+        "sentinel failover-timeout users 10000",
         "sentinel auth-pass users pw",
     ] {
         assert!(sentinel_conf.lines().any(|l| l == line), "{line:?} in {sentinel_conf}");
