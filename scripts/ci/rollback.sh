@@ -13,10 +13,12 @@
 # Config comes back too: pod templates reference content-named, immutable ConfigMaps
 # (k8s/lib/platform.nix), so the undone template names the old ConfigMap, which still exists.
 #
-# StatefulSets: with podManagementPolicy OrderedReady the controller does not replace a pod of
-# the bad revision that never becomes ready (it waits for it forever; kubernetes#67250). After
-# the undo, every pod of the StatefulSet whose controller-revision-hash is not the target
-# (.status.updateRevision) is deleted, so it comes back on the restored revision.
+# StatefulSets: the controller does not replace a pod of the bad revision that never becomes
+# ready (a rolling update waits for it forever; kubernetes#67250). After the undo, every pod of
+# the StatefulSet that is not ready and whose controller-revision-hash is not the target
+# (.status.updateRevision) is deleted, so it comes back on the restored revision. Ready pods of
+# the bad revision are left to the controller's rolling update, one at a time: deleting them
+# together would take down the replicated Redis at once (no primary, no Sentinel majority).
 #
 # The waits run in parallel with one deadline, ROLLOUT_TIMEOUT (default 300s).
 set -euo pipefail
@@ -63,7 +65,7 @@ state=${2:?usage: $0 NAMESPACE STATE_FILE}
 timeout=${ROLLOUT_TIMEOUT:-300s}
 [[ -f "$state" ]] || die "no state file $state"
 
-# replace_stuck_pods NS statefulset/NAME: delete the pods not on the StatefulSet's target revision.
+# replace_stuck_pods NS statefulset/NAME: delete the pods neither ready nor on the target revision.
 replace_stuck_pods() {
   local ns=$1 ref=$2 name=${2#*/} target="" generation observed pods
   for _ in $(seq 1 30); do
@@ -77,9 +79,10 @@ replace_stuck_pods() {
     .items[]
     | select(any(.metadata.ownerReferences[]?; .kind == "StatefulSet" and .name == $sts))
     | select(.metadata.labels["controller-revision-hash"] != $rev)
+    | select((.status.conditions // []) | any(.type == "Ready" and .status == "True") | not)
     | .metadata.name')
   if [[ -n "$pods" ]]; then
-    log "$ref: deleting pods not on revision $target: $(echo "$pods" | tr '\n' ' ')"
+    log "$ref: deleting pods not ready and not on revision $target: $(echo "$pods" | tr '\n' ' ')"
     # shellcheck disable=SC2086 # one pod name per word
     kubectl -n "$ns" delete pod $pods --wait=false
   fi
