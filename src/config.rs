@@ -592,10 +592,14 @@ impl RedisConfigCommand {
             .as_ref()
             .map(|path| read_secret_file("REDIS_PASSWORD_FILE", path))
             .transpose()?;
-        if password.as_ref().is_some_and(|p| p.contains(char::is_whitespace)) {
+        // Redis's config parser splits on whitespace and treats quotes and backslashes as
+        // quoting even inside a word; the Secret's `auth.conf` has the password unquoted too.
+        if password.as_ref().is_some_and(|p| {
+            p.contains(|c: char| c.is_whitespace() || c.is_control() || matches!(c, '"' | '\'' | '\\'))
+        }) {
             return Err(ConfigError::new(
                 "REDIS_PASSWORD_FILE",
-                "the password must not contain whitespace (it is written into config files)",
+                "the password must not contain whitespace, quotes or backslashes (it is written into config files)",
             ));
         }
         Ok(RedisNodeConfig {
@@ -950,6 +954,25 @@ mod tests {
         assert!(err.starts_with("POD_NAME:"), "{err}");
         let err = parse(&["redis-config", "--pod-name", "redis-0", "--nodes", "1", "--quorum", "2"]).unwrap_err();
         assert!(err.starts_with("SENTINEL_QUORUM:"), "{err}");
+    }
+
+    #[test]
+    fn redis_config_refuses_passwords_its_config_files_cannot_hold() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let file = dir.path().join("password");
+        let with = |password: &str| {
+            std::fs::write(&file, password).expect("write password");
+            let path = file.to_str().expect("utf-8 path");
+            parse(&["redis-config", "--pod-name", "redis-1", "--redis-password-file", path])
+        };
+        assert!(
+            with("s3cret-Pass_word.42\n").is_ok(),
+            "a trailing newline is not part of it"
+        );
+        for bad in ["two words", "quo\"te", "it's", "back\\slash"] {
+            let err = with(bad).unwrap_err();
+            assert!(err.starts_with("REDIS_PASSWORD_FILE:"), "{bad:?}: {err}");
+        }
     }
 
     #[test]
