@@ -92,8 +92,8 @@ impl UpstreamMetrics {
 #[derive(Clone)]
 pub struct Upstream {
     client: Client<HttpConnector, Full<Bytes>>,
-    base: Uri,
-    /// `base`'s scheme and authority, split once: each request's URI is these plus its path.
+    /// The base URL's scheme and authority, split once: each request's URI is these plus its
+    /// path.
     scheme: Option<Scheme>,
     base_authority: Option<Authority>,
     authority: HeaderValue,
@@ -202,7 +202,6 @@ impl Upstream {
             .unwrap_or_else(|| HeaderValue::from_static("localhost"));
         Self {
             client,
-            base: config.base_url.clone(),
             scheme: config.base_url.scheme().cloned(),
             base_authority: config.base_url.authority().cloned(),
             authority,
@@ -219,16 +218,6 @@ impl Upstream {
         parts.scheme = self.scheme.clone();
         parts.authority = self.base_authority.clone();
         parts.path_and_query = Some(path_and_query);
-        Uri::from_parts(parts).map_err(|_| ApiError::BadRequest("invalid request path".into()))
-    }
-
-    fn uri(&self, path_and_query: &str) -> Result<Uri, ApiError> {
-        let mut parts = self.base.clone().into_parts();
-        parts.path_and_query = Some(
-            path_and_query
-                .parse()
-                .map_err(|_| ApiError::BadRequest("invalid request path".into()))?,
-        );
         Uri::from_parts(parts).map_err(|_| ApiError::BadRequest("invalid request path".into()))
     }
 
@@ -264,7 +253,7 @@ impl Upstream {
 
     /// Whether the user-service answers its liveness endpoint (used by readiness).
     pub async fn is_live(&self) -> bool {
-        let Ok(uri) = self.uri("/health/live") else {
+        let Ok(uri) = self.upstream_uri(PathAndQuery::from_static("/health/live")) else {
             return false;
         };
         let Ok(request) = Request::get(uri)

@@ -62,6 +62,10 @@ pub async fn serve(listener: TcpListener, router: Router, shutdown: Shutdown, co
     if limits.max_headers != HYPER_DEFAULT_MAX_HEADERS {
         http.max_headers(limits.max_headers);
     }
+    let deadlines = Deadlines {
+        header_read: limits.header_read_timeout,
+        keep_alive: limits.keep_alive_timeout,
+    };
     let open_connections = Arc::new(Semaphore::new(limits.max_connections));
     loop {
         let permit = tokio::select! {
@@ -77,10 +81,6 @@ pub async fn serve(listener: TcpListener, router: Router, shutdown: Shutdown, co
             Ok((tcp, peer)) => {
                 // Small JSON responses: Nagle's algorithm would only delay them.
                 let _ = tcp.set_nodelay(true);
-                let deadlines = Deadlines {
-                    header_read: limits.header_read_timeout,
-                    keep_alive: limits.keep_alive_timeout,
-                };
                 let connection = serve_connection(
                     http.clone(),
                     DeadlineIo::new(tcp, deadlines),
