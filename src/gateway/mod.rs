@@ -17,6 +17,7 @@ use crate::{
 };
 
 pub mod openapi;
+mod pool;
 pub mod routes;
 pub mod upstream;
 

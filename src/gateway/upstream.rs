@@ -1,5 +1,5 @@
-//! The gateway's client for the user-service: pooled keep-alive connections (hyper-util), a
-//! connect timeout, one deadline per request (retries included), and retries only where the
+//! The gateway's client for the user-service: pooled keep-alive connections ([`super::pool`]),
+//! a connect timeout, one deadline per request (retries included), and retries only where the
 //! failure proves the user-service never processed the request, with backoff and a retry
 //! budget so retries cannot multiply load on a struggling upstream:
 //!
@@ -15,21 +15,15 @@ use std::{
 
 use axum::{
     body::Body,
-    http::{
-        HeaderMap, HeaderName, HeaderValue, Method, Request, Response, Uri, header,
-        uri::{Authority, PathAndQuery, Scheme},
-    },
+    http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, Uri, header, uri::PathAndQuery},
 };
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper_util::{
-    client::legacy::{Client, connect::HttpConnector},
-    rt::TokioExecutor,
-};
+use http_body_util::BodyExt;
 use prometheus::{HistogramVec, IntCounter, Registry};
 use tower::retry::budget::{Budget, TpsBudget};
 use tower_http::timeout::TimeoutBody;
 
+use super::pool::{self, Pool};
 use crate::{
     config::UpstreamConfig,
     http::{ApiError, route_label::method_label},
@@ -38,20 +32,12 @@ use crate::{
 
 /// Largest upstream response the gateway relays (a 1000-user page is ~250 KB).
 const MAX_RESPONSE_BYTES: usize = 8 * 1024 * 1024;
-/// The most a connection to the user-service reads ahead; a streamed response holds about
-/// this much per request in the gateway.
-const UPSTREAM_READ_BUFFER_BYTES: usize = 64 * 1024;
 /// Upstream responses up to this size are read whole before the gateway answers; larger ones
 /// are streamed (see `Upstream::attempt`).
 const BUFFERED_RESPONSE_BYTES: usize = 64 * 1024;
 /// Retries after the first attempt, and the first backoff (doubled each time).
 const MAX_RETRIES: u32 = 2;
 const FIRST_BACKOFF: Duration = Duration::from_millis(25);
-/// Pooled connections idle longer than this are not reused. Below both the user-service's
-/// drain (`SHUTDOWN_DRAIN_SECONDS`, 5 s) and its idle close (`KEEP_ALIVE_TIMEOUT_SECONDS`, 75 s):
-/// a connection the gateway picks was used within this time, so during a drain it already
-/// got `Connection: close`, and it is never one the server is about to close for idleness.
-const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Headers that describe one connection, not the message (RFC 9110 §7.6.1): never forwarded.
 const HOP_BY_HOP: [HeaderName; 8] = [
@@ -91,11 +77,8 @@ impl UpstreamMetrics {
 
 #[derive(Clone)]
 pub struct Upstream {
-    client: Client<HttpConnector, Full<Bytes>>,
-    /// The base URL's scheme and authority, split once: each request's URI is these plus its
-    /// path.
-    scheme: Option<Scheme>,
-    base_authority: Option<Authority>,
+    pool: Pool,
+    /// The `Host` header of every upstream request.
     authority: HeaderValue,
     timeout: Duration,
     budget: Arc<TpsBudget>,
@@ -126,20 +109,16 @@ enum AttemptError {
 }
 
 impl AttemptError {
-    fn from_client(err: hyper_util::client::legacy::Error) -> Self {
+    fn from_hyper(err: &hyper::Error) -> Self {
         let detail = format!("{err:?}");
-        if err.is_connect() {
-            return AttemptError::Connect(detail);
-        }
-        let hyper_error = std::error::Error::source(&err).and_then(|e| e.downcast_ref::<hyper::Error>());
-        match hyper_error {
+        if err.is_canceled() {
             // Dropped before it was written (the pooled connection was found closed).
-            Some(e) if e.is_canceled() => AttemptError::ClosedBeforeResponse { written: false, detail },
+            AttemptError::ClosedBeforeResponse { written: false, detail }
+        } else if err.is_incomplete_message() || is_reset(err) {
             // EOF or a reset where the status line should have been.
-            Some(e) if e.is_incomplete_message() || is_reset(e) => {
-                AttemptError::ClosedBeforeResponse { written: true, detail }
-            }
-            _ => AttemptError::Other(detail),
+            AttemptError::ClosedBeforeResponse { written: true, detail }
+        } else {
+            AttemptError::Other(detail)
         }
     }
 
@@ -180,30 +159,21 @@ fn is_reset(err: &hyper::Error) -> bool {
 
 impl Upstream {
     pub fn new(config: &UpstreamConfig, metrics: UpstreamMetrics) -> Self {
-        let mut connector = HttpConnector::new();
-        connector.set_connect_timeout(Some(config.connect_timeout));
-        connector.set_nodelay(true);
-        connector.set_keepalive(Some(Duration::from_secs(60)));
-        let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
-            .pool_max_idle_per_host(512)
-            .http1_writev(false)
-            .http1_max_buf_size(UPSTREAM_READ_BUFFER_BYTES)
-            .build(connector);
+        let base = &config.base_url;
+        let host = base.host().unwrap_or("localhost");
         // `Host` is host and port only: the URL's user-info may hold a password.
-        let authority = config
-            .base_url
-            .host()
-            .map(|host| match config.base_url.port_u16() {
-                Some(port) => format!("{host}:{port}"),
-                None => host.to_owned(),
-            })
-            .and_then(|a| HeaderValue::from_str(&a).ok())
-            .unwrap_or_else(|| HeaderValue::from_static("localhost"));
+        let authority = match base.port_u16() {
+            Some(port) => format!("{host}:{port}"),
+            None => host.to_owned(),
+        };
+        let authority = HeaderValue::from_str(&authority).unwrap_or_else(|_| HeaderValue::from_static("localhost"));
+        let address = pool::Address {
+            // An IPv6 literal comes bracketed in a URL, and bare to the resolver.
+            host: host.trim_start_matches('[').trim_end_matches(']').to_owned(),
+            port: base.port_u16().unwrap_or(80),
+        };
         Self {
-            client,
-            scheme: config.base_url.scheme().cloned(),
-            base_authority: config.base_url.authority().cloned(),
+            pool: Pool::new(address, config.connect_timeout),
             authority,
             timeout: config.timeout,
             // Retries may add at most 20 % to the request rate, plus 10/s so a quiet
@@ -213,18 +183,11 @@ impl Upstream {
         }
     }
 
-    fn upstream_uri(&self, path_and_query: PathAndQuery) -> Result<Uri, ApiError> {
-        let mut parts = axum::http::uri::Parts::default();
-        parts.scheme = self.scheme.clone();
-        parts.authority = self.base_authority.clone();
-        parts.path_and_query = Some(path_and_query);
-        Uri::from_parts(parts).map_err(|_| ApiError::BadRequest("invalid request path".into()))
-    }
-
     /// Sends the request and relays the upstream's status, headers and body.
     pub async fn forward(&self, forward: Forward<'_>) -> Result<Response<Body>, ApiError> {
         let started = Instant::now();
-        let uri = self.upstream_uri(forward.path_and_query.clone())?;
+        // Origin form: the connection already goes to the user-service.
+        let uri = Uri::from(forward.path_and_query.clone());
         let result = tokio::time::timeout(self.timeout, self.attempts(&forward, uri)).await;
         let (outcome, result) = match result {
             Ok(Ok(response)) => ("ok", Ok(response)),
@@ -253,19 +216,24 @@ impl Upstream {
 
     /// Whether the user-service answers its liveness endpoint (used by readiness).
     pub async fn is_live(&self) -> bool {
-        let Ok(uri) = self.upstream_uri(PathAndQuery::from_static("/health/live")) else {
-            return false;
-        };
-        let Ok(request) = Request::get(uri)
+        let Ok(request) = Request::get("/health/live")
             .header(header::HOST, self.authority.clone())
-            .body(Full::new(Bytes::new()))
+            .body(Body::empty())
         else {
             return false;
         };
-        match self.client.request(request).await {
-            Ok(response) => response.status().is_success(),
-            Err(_) => false,
+        let Ok(mut connection) = self.pool.checkout().await else {
+            return false;
+        };
+        let Ok(response) = connection.send_request(request).await else {
+            return false;
+        };
+        let live = response.status().is_success();
+        // Read to the end, so the connection can serve the next request.
+        if response.into_body().collect().await.is_ok() {
+            self.pool.give_back(connection);
         }
+        live
     }
 
     async fn attempts(&self, forward: &Forward<'_>, uri: Uri) -> Result<Response<Body>, AttemptError> {
@@ -311,12 +279,20 @@ impl Upstream {
         uri: Uri,
         headers: HeaderMap,
     ) -> Result<Response<Body>, AttemptError> {
-        let mut request = Request::new(Full::new(forward.body.clone()));
+        let mut connection = self
+            .pool
+            .checkout()
+            .await
+            .map_err(|err| AttemptError::Connect(err.to_string()))?;
+        let mut request = Request::new(Body::from(forward.body.clone()));
         *request.method_mut() = forward.method.clone();
         *request.uri_mut() = uri;
         *request.headers_mut() = headers;
 
-        let response = self.client.request(request).await.map_err(AttemptError::from_client)?;
+        let response = connection
+            .send_request(request)
+            .await
+            .map_err(|err| AttemptError::from_hyper(&err))?;
         let (mut parts, body) = response.into_parts();
         let declared = declared_length(&parts.headers);
         if declared.is_some_and(|length| length > MAX_RESPONSE_BYTES) {
@@ -339,6 +315,7 @@ impl Upstream {
                     .await
                     .map_err(|err| AttemptError::Other(format!("reading upstream body: {err}")))?
                     .to_bytes();
+                self.pool.give_back(connection);
                 Body::from(bytes)
             }
             // Anything larger (pages of hundreds of users) or of unknown length is relayed as
@@ -351,6 +328,7 @@ impl Upstream {
                 if let Some(length) = parts.headers.get(header::CONTENT_LENGTH) {
                     relayed.insert(header::CONTENT_LENGTH, length.clone());
                 }
+                self.pool.give_back(connection);
                 Body::new(TimeoutBody::new(
                     self.timeout,
                     http_body_util::Limited::new(body, MAX_RESPONSE_BYTES),

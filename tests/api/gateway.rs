@@ -392,3 +392,56 @@ async fn large_responses_are_relayed_whole_and_oversized_ones_refused() {
         json!({"error": "upstream unavailable"})
     );
 }
+
+/// An upstream that answers every request `200 {}` on kept-alive connections and counts the
+/// connections it accepted and those the gateway closed.
+async fn counting_upstream() -> (std::net::SocketAddr, Arc<[std::sync::atomic::AtomicUsize; 2]>) {
+    use std::sync::atomic::Ordering::SeqCst;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let counts: Arc<[std::sync::atomic::AtomicUsize; 2]> = Arc::new(Default::default());
+    let (accepted, closed) = (counts.clone(), counts.clone());
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            accepted[0].fetch_add(1, SeqCst);
+            let closed = closed.clone();
+            tokio::spawn(async move {
+                let mut request = vec![0; 16 * 1024];
+                // A GET arrives in one read; zero bytes is the gateway closing the connection.
+                while stream.read(&mut request).await.is_ok_and(|n| n > 0) {
+                    let answer = "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n{}";
+                    if stream.write_all(answer.as_bytes()).await.is_err() {
+                        break;
+                    }
+                }
+                closed[1].fetch_add(1, SeqCst);
+            });
+        }
+    });
+    (addr, counts)
+}
+
+#[tokio::test]
+async fn upstream_connections_are_reused_then_closed_once_idle() {
+    use std::sync::atomic::Ordering::SeqCst;
+    let http = client();
+    let (upstream, counts) = counting_upstream().await;
+    let (gateway, _) = serve_gateway(&format!("http://{upstream}"), Duration::from_secs(2), 64).await;
+    for _ in 0..5 {
+        assert_eq!(get_status(&http, gateway.url("/api/users/abc")).await, 200);
+    }
+    assert_eq!(counts[0].load(SeqCst), 1, "five requests in a row share one connection");
+    let idle_since = Instant::now();
+    // The pool closes connections idle for over 2 s, checked every 2 s.
+    eventually(
+        Duration::from_secs(6),
+        "the idle upstream connection closed",
+        || async { counts[1].load(SeqCst) == 1 },
+    )
+    .await;
+    assert!(
+        idle_since.elapsed() >= Duration::from_secs(2),
+        "closed before the idle timeout"
+    );
+}
