@@ -1,13 +1,16 @@
 # shellcheck shell=bash
-# shellcheck disable=SC2154 # work, us_port, nginx_port and haproxy_port are set by scripts/bench
+# shellcheck disable=SC2154 # work, the ports, us_url and bare_bin are set by scripts/bench
 # Sourced by scripts/bench: nginx and HAProxy from Debian in front of the bench's user-service,
 # configured the way one would put them there instead of the gateway: /api/ stripped to /,
 # HTTP/1.1 keep-alive to the upstream, no access log, two workers (nginx) or two threads
 # (HAProxy), in the foreground, on loopback only. They are the yardstick for what the gateway
-# costs per request (docs/performance.md).
+# costs per request (docs/performance.md). Next to them, when scripts/bench built it, the bare
+# hyper proxy (examples/bare_proxy.rs): the same relaying on hyper and tokio as the gateway,
+# with none of its features, so the floor of what a hyper-based gateway can cost.
 #
-# Uses from scripts/bench: $work, $us_port, $nginx_port, $haproxy_port, log, die.
-# Sets: nginx_pid, haproxy_pid.
+# Uses from scripts/bench: $work, $us_port, $us_url, $nginx_port, $haproxy_port, $bare_port,
+# $bare_bin (empty: no bare proxy), log, die.
+# Sets: nginx_pid, haproxy_pid, bare_pid.
 
 write_nginx_conf() {
   mkdir -p "$work/nginx"
@@ -58,7 +61,7 @@ backend user_service
 CONF
 }
 
-# start_proxies: starts both and waits until each relays a page of users.
+# start_proxies: starts them all and waits until each relays a page of users.
 start_proxies() {
   write_nginx_conf
   nginx -p "$work/nginx" -c "$work/nginx/nginx.conf" -e "$work/nginx/error.log" 2>>"$work/nginx.log" &
@@ -66,16 +69,22 @@ start_proxies() {
   write_haproxy_cfg
   haproxy -db -f "$work/haproxy.cfg" >>"$work/haproxy.log" 2>&1 &
   haproxy_pid=$!
+  local -a ports=("$nginx_port" "$haproxy_port") pids=("$nginx_pid" "$haproxy_pid")
+  if [[ -n "$bare_bin" ]]; then
+    PORT=$bare_port USER_SERVICE_URL=$us_url "$bare_bin" >>"$work/bare-proxy.log" 2>&1 &
+    bare_pid=$!
+    ports+=("$bare_port") pids+=("$bare_pid")
+  fi
   local port pid
-  for port in "$nginx_port" "$haproxy_port"; do
+  for port in "${ports[@]}"; do
     for _ in $(seq 200); do
       curl -fsS -o /dev/null "http://127.0.0.1:$port/api/users?limit=1" 2>/dev/null && continue 2
-      for pid in "$nginx_pid" "$haproxy_pid"; do
+      for pid in "${pids[@]}"; do
         kill -0 "$pid" 2>/dev/null || die "a proxy (pid $pid) exited during start-up"
       done
       sleep 0.05
     done
     die "the proxy on :$port does not relay /api/users after 10 s"
   done
-  log "$(nginx -v 2>&1 | sed 's|.*nginx/|nginx |') on :$nginx_port, $(haproxy -v | sed -n '1s/^HAProxy version \([^ ]*\).*/HAProxy \1/p') on :$haproxy_port"
+  log "$(nginx -v 2>&1 | sed 's|.*nginx/|nginx |') on :$nginx_port, $(haproxy -v | sed -n '1s/^HAProxy version \([^ ]*\).*/HAProxy \1/p') on :$haproxy_port$([[ -z "$bare_pid" ]] || echo ", bare hyper proxy on :$bare_port")"
 }
