@@ -216,24 +216,38 @@ impl Upstream {
 
     /// Whether the user-service answers its liveness endpoint (used by readiness).
     pub async fn is_live(&self) -> bool {
-        let Ok(request) = Request::get("/health/live")
-            .header(header::HOST, self.authority.clone())
-            .body(Body::empty())
-        else {
-            return false;
-        };
-        let Ok(mut connection) = self.pool.checkout().await else {
-            return false;
-        };
-        let Ok(response) = connection.send_request(request).await else {
-            return false;
-        };
-        let live = response.status().is_success();
-        // Read to the end, so the connection can serve the next request.
-        if response.into_body().collect().await.is_ok() {
-            self.pool.give_back(connection);
+        // A pooled connection the user-service closed a moment ago fails without the probe
+        // reaching it; one more try, on another connection, keeps that from reading as "down".
+        for _ in 0..2 {
+            let Ok(request) = Request::get("/health/live")
+                .header(header::HOST, self.authority.clone())
+                .body(Body::empty())
+            else {
+                return false;
+            };
+            let Ok(mut connection) = self.pool.checkout().await else {
+                return false;
+            };
+            let response = match connection.send_request(request).await {
+                Ok(response) => response,
+                Err(err)
+                    if matches!(
+                        AttemptError::from_hyper(&err),
+                        AttemptError::ClosedBeforeResponse { .. }
+                    ) =>
+                {
+                    continue;
+                }
+                Err(_) => return false,
+            };
+            let live = response.status().is_success();
+            // Read to the end, so the connection can serve the next request.
+            if response.into_body().collect().await.is_ok() {
+                self.pool.give_back(connection);
+            }
+            return live;
         }
-        live
+        false
     }
 
     async fn attempts(&self, forward: &Forward<'_>, uri: Uri) -> Result<Response<Body>, AttemptError> {
