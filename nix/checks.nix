@@ -80,7 +80,8 @@ let
 
     workflows = stage "workflows" [ pkgs.actionlint pkgs.shellcheck python ] { } "scripts/check-workflows";
 
-    bench = stage "bench" [ python pkgs.redis pkgs.wrk pkgs.curl pkgs.nginx pkgs.haproxy ] { BENCH_BIN = bin; }
+    bench = stage "bench" [ python pkgs.redis pkgs.wrk pkgs.curl pkgs.nginx pkgs.haproxy ]
+      { BENCH_BIN = bin; BENCH_BARE_BIN = lib.getExe rust.bare-proxy; }
       "scripts/bench --quick";
   };
 

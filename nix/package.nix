@@ -51,7 +51,21 @@ let
       platforms = lib.platforms.linux;
     };
   });
+
+  # The bench's yardstick, examples/bare_proxy.rs (a bare hyper proxy), built like the package
+  # so `scripts/bench` in the bench check compares all four fronts there too.
+  bare-proxy = craneLib.buildPackage (commonArgs // {
+    inherit cargoArtifacts;
+    pname = "${crate.pname}-bare-proxy";
+    cargoExtraArgs = "--locked --example bare_proxy";
+    doCheck = false;
+    meta = {
+      description = "A bare hyper reverse proxy: the floor the bench compares the api-gateway with";
+      mainProgram = "bare_proxy";
+      platforms = lib.platforms.linux;
+    };
+  });
 in
 {
-  inherit src commonArgs cargoArtifacts users-platform;
+  inherit src commonArgs cargoArtifacts users-platform bare-proxy;
 }
