@@ -23,7 +23,7 @@ use prometheus::{HistogramVec, IntCounter, Registry};
 use tower::retry::budget::{Budget, TpsBudget};
 use tower_http::timeout::TimeoutBody;
 
-use super::pool::{self, Pool};
+use super::pool::{self, Pool, SendError};
 use crate::{
     config::UpstreamConfig,
     http::{ApiError, route_label::method_label},
@@ -216,38 +216,21 @@ impl Upstream {
 
     /// Whether the user-service answers its liveness endpoint (used by readiness).
     pub async fn is_live(&self) -> bool {
-        // A pooled connection the user-service closed a moment ago fails without the probe
-        // reaching it; one more try, on another connection, keeps that from reading as "down".
-        for _ in 0..2 {
-            let Ok(request) = Request::get("/health/live")
-                .header(header::HOST, self.authority.clone())
-                .body(Body::empty())
-            else {
-                return false;
-            };
-            let Ok(mut connection) = self.pool.checkout().await else {
-                return false;
-            };
-            let response = match connection.send_request(request).await {
-                Ok(response) => response,
-                Err(err)
-                    if matches!(
-                        AttemptError::from_hyper(&err),
-                        AttemptError::ClosedBeforeResponse { .. }
-                    ) =>
-                {
-                    continue;
-                }
-                Err(_) => return false,
-            };
-            let live = response.status().is_success();
-            // Read to the end, so the connection can serve the next request.
-            if response.into_body().collect().await.is_ok() {
-                self.pool.give_back(connection);
-            }
-            return live;
+        let Ok(request) = Request::get("/health/live")
+            .header(header::HOST, self.authority.clone())
+            .body(Body::empty())
+        else {
+            return false;
+        };
+        let Ok((connection, response)) = self.pool.send(request).await else {
+            return false;
+        };
+        let live = response.status().is_success();
+        // Read to the end, so the connection can serve the next request.
+        if response.into_body().collect().await.is_ok() {
+            self.pool.give_back(connection);
         }
-        false
+        live
     }
 
     async fn attempts(&self, forward: &Forward<'_>, uri: Uri) -> Result<Response<Body>, AttemptError> {
@@ -293,20 +276,15 @@ impl Upstream {
         uri: Uri,
         headers: HeaderMap,
     ) -> Result<Response<Body>, AttemptError> {
-        let mut connection = self
-            .pool
-            .checkout()
-            .await
-            .map_err(|err| AttemptError::Connect(err.to_string()))?;
         let mut request = Request::new(Body::from(forward.body.clone()));
         *request.method_mut() = forward.method.clone();
         *request.uri_mut() = uri;
         *request.headers_mut() = headers;
 
-        let response = connection
-            .send_request(request)
-            .await
-            .map_err(|err| AttemptError::from_hyper(&err))?;
+        let (connection, response) = self.pool.send(request).await.map_err(|err| match err {
+            SendError::Connect(err) => AttemptError::Connect(err.to_string()),
+            SendError::Http(err) => AttemptError::from_hyper(&err),
+        })?;
         let (mut parts, body) = response.into_parts();
         let declared = declared_length(&parts.headers);
         if declared.is_some_and(|length| length > MAX_RESPONSE_BYTES) {
