@@ -34,11 +34,11 @@ use tokio::net::TcpStream;
 /// drain (`SHUTDOWN_DRAIN_SECONDS`, 5 s) and its idle close (`KEEP_ALIVE_TIMEOUT_SECONDS`, 75 s):
 /// a connection the gateway picks was used within this time, so during a drain it already
 /// got `Connection: close`, and it is never one the server is about to close for idleness.
-pub const IDLE_TIMEOUT: Duration = Duration::from_secs(2);
+const IDLE_TIMEOUT: Duration = Duration::from_secs(2);
 /// Idle connections kept at most; more are closed when they come back.
 const MAX_IDLE: usize = 512;
 /// The most a connection reads ahead; a streamed response holds about this much per request.
-pub const READ_BUFFER_BYTES: usize = 64 * 1024;
+const READ_BUFFER_BYTES: usize = 64 * 1024;
 
 /// Where the user-service listens: host (a name or an address) and port.
 #[derive(Clone, Debug)]
@@ -187,9 +187,7 @@ impl Pool {
         }
         Ok(sender)
     }
-}
 
-impl Pool {
     /// Resolves the host and tries each address in turn, all within one connect timeout.
     /// Resolving is bounded too: a lookup that hangs (DNS egress blocked) is a fast 502 naming
     /// the cause, not a request that waits for the whole upstream deadline.

@@ -13,6 +13,7 @@ use std::{
     time::{Duration, Instant},
 };
 
+use axum::body::HttpBody as _;
 use axum::{
     body::Body,
     http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, Uri, header, uri::PathAndQuery},
@@ -286,7 +287,9 @@ impl Upstream {
             SendError::Http(err) => AttemptError::from_hyper(&err),
         })?;
         let (mut parts, body) = response.into_parts();
-        let declared = declared_length(&parts.headers);
+        // hyper's size hint is the response's `Content-Length`, validated (a conflicting or
+        // unparsable one is already an error), and none for a chunked body.
+        let declared = body.size_hint().exact().and_then(|length| usize::try_from(length).ok());
         if declared.is_some_and(|length| length > MAX_RESPONSE_BYTES) {
             return Err(AttemptError::Other(format!(
                 "upstream response of {} bytes is over the relay limit",
@@ -330,16 +333,6 @@ impl Upstream {
         parts.headers = relayed;
         Ok(Response::from_parts(parts, body))
     }
-}
-
-/// The `Content-Length` of a message, if it has exactly one that parses.
-fn declared_length(headers: &HeaderMap) -> Option<usize> {
-    let mut values = headers.get_all(header::CONTENT_LENGTH).iter();
-    let value = values.next()?;
-    if values.next().is_some() {
-        return None;
-    }
-    value.to_str().ok()?.parse().ok()
 }
 
 /// Copies headers except hop-by-hop ones, those named in `Connection`, and `Host`.
